@@ -1,0 +1,46 @@
+//! Wire formats to and from Sextant's model, and ingest validation.
+//!
+//! ```text
+//! OTLP/gRPC (tonic-decoded request) ─ from_otlp_request ─┐
+//! OTLP/HTTP protobuf ─────────────── decode_otlp_protobuf ┼─> validate IDs and times ─> limits ─> Decoded
+//! OTLP/HTTP JSON ──────────────────── decode_otlp_json ───┤     (refuse one span)      (drop/truncate, count)
+//! Zipkin v2 JSON ──────────────────── decode_zipkin_json ─┘
+//!
+//! spans ─ encode_spans ─> TracesData protobuf (WAL payload) ─ decode_spans ─> spans   (order kept, no validation)
+//! spans ─ to_resource_spans / otlp_json ─> OTLP protobuf messages / OTLP/JSON (query output, grouped)
+//! ```
+//!
+//! Rules every decoder follows:
+//! - A body that cannot be decoded at all is a [`DecodeError`] whose message locates the
+//!   problem. A body that decodes keeps every valid span: invalid ones are refused one by one
+//!   ([`Rejection`], see [`validate`] for the rules) as OTLP partial success asks, and
+//!   [`Decoded::partial_success_message`] is the text to send back.
+//! - Accepted spans hold the model invariants: non-zero trace and span IDs,
+//!   `end >= start > 0`, no time beyond the allowed clock skew, and within the [`Limits`]
+//!   (see [`limits`] for what is dropped or truncated and how it is counted).
+//! - Spans decoded from one OTLP `ScopeSpans` share one `Arc<Scope>` and those of one
+//!   `ResourceSpans` one `Arc<Resource>`; Zipkin spans with the same local service share one.
+//!
+//! This crate does no I/O and has no async runtime; callers run decoding on a CPU pool.
+
+mod error;
+mod group;
+mod json_fields;
+pub mod limits;
+mod otlp_encode;
+mod otlp_json_de;
+mod otlp_json_ser;
+mod otlp_proto;
+pub mod validate;
+mod zipkin;
+
+pub use opentelemetry_proto as proto;
+
+pub use error::DecodeError;
+pub use limits::Limits;
+pub use otlp_encode::{encode_spans, to_resource_spans};
+pub use otlp_json_de::decode_otlp_json;
+pub use otlp_json_ser::otlp_json;
+pub use otlp_proto::{decode_otlp_protobuf, decode_spans, from_otlp_request};
+pub use validate::{Decoded, RejectReason, Rejection};
+pub use zipkin::decode_zipkin_json;

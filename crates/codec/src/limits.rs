@@ -1,0 +1,186 @@
+//! Ingest limits and how they are applied to decoded spans.
+//!
+//! Limits keep one client from making the server store unbounded data. They never reject a
+//! span; they drop or shorten what is over the limit and count it, the way the OpenTelemetry
+//! SDKs do:
+//!
+//! | what is over the limit | what happens | counted in |
+//! |---|---|---|
+//! | more than `max_attributes_per_span` attributes on a span, event, link, resource or scope | the first `max` are kept, the rest dropped | that item's `dropped_attributes_count` |
+//! | more than `max_events_per_span` events | the first `max` are kept | `Span::dropped_events_count` |
+//! | more than `max_links_per_span` links | the first `max` are kept | `Span::dropped_links_count` |
+//! | a string or bytes value longer than `max_attribute_value_bytes` (also inside arrays and maps) | truncated to the limit, strings at a UTF-8 character boundary | `dropped_attributes_count` of the item holding the attribute (+1 per truncated attribute), and [`crate::Decoded::truncated_values`] |
+//!
+//! Counting a truncated attribute as "dropped" is deliberate: the count tells a reader that
+//! the span is not exactly what the client recorded, which is what OTLP's dropped counts are
+//! for. Dropped counts saturate at `u32::MAX`.
+//!
+//! Time validation (`max_clock_skew_nanos`) rejects spans instead; see [`crate::validate`].
+
+use sextant_model::{AnyValue, Event, KeyValue, Link, Span};
+
+/// Limits applied to every span at ingest. Cheap to clone; `Default` gives the documented
+/// defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Attributes kept per span, and separately per event, link, resource and scope.
+    pub max_attributes_per_span: usize,
+    /// Longest string or bytes value kept, in bytes; longer values are truncated.
+    pub max_attribute_value_bytes: usize,
+    /// Events kept per span.
+    pub max_events_per_span: usize,
+    /// Links kept per span.
+    pub max_links_per_span: usize,
+    /// A span whose start or end is further than this in the future of the receiver's clock is
+    /// rejected.
+    pub max_clock_skew_nanos: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_ATTRIBUTES_PER_SPAN: usize = 128;
+    pub const DEFAULT_MAX_ATTRIBUTE_VALUE_BYTES: usize = 16 * 1024;
+    pub const DEFAULT_MAX_EVENTS_PER_SPAN: usize = 128;
+    pub const DEFAULT_MAX_LINKS_PER_SPAN: usize = 128;
+    pub const DEFAULT_MAX_CLOCK_SKEW_NANOS: u64 = 3600 * 1_000_000_000;
+
+    /// No limit on counts or sizes and any amount of clock skew: for tools that must see
+    /// exactly what was sent.
+    pub fn unlimited() -> Limits {
+        Limits {
+            max_attributes_per_span: usize::MAX,
+            max_attribute_value_bytes: usize::MAX,
+            max_events_per_span: usize::MAX,
+            max_links_per_span: usize::MAX,
+            max_clock_skew_nanos: u64::MAX,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_attributes_per_span: Limits::DEFAULT_MAX_ATTRIBUTES_PER_SPAN,
+            max_attribute_value_bytes: Limits::DEFAULT_MAX_ATTRIBUTE_VALUE_BYTES,
+            max_events_per_span: Limits::DEFAULT_MAX_EVENTS_PER_SPAN,
+            max_links_per_span: Limits::DEFAULT_MAX_LINKS_PER_SPAN,
+            max_clock_skew_nanos: Limits::DEFAULT_MAX_CLOCK_SKEW_NANOS,
+        }
+    }
+}
+
+/// Adds `n` to a dropped count, saturating.
+pub(crate) fn add_dropped(count: &mut u32, n: usize) {
+    *count = count.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+}
+
+/// Applies the attribute limits to one attribute list and its dropped count. Returns the number
+/// of truncated attributes.
+pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, dropped: &mut u32, limits: &Limits) -> u64 {
+    if attributes.len() > limits.max_attributes_per_span {
+        add_dropped(dropped, attributes.len() - limits.max_attributes_per_span);
+        attributes.truncate(limits.max_attributes_per_span);
+    }
+    let mut truncated = 0;
+    for kv in attributes.iter_mut() {
+        if truncate_value(&mut kv.value, limits.max_attribute_value_bytes) {
+            truncated += 1;
+        }
+    }
+    add_dropped(dropped, truncated);
+    truncated as u64
+}
+
+/// Applies every limit to a span, its events and its links. Returns the number of truncated
+/// attributes.
+pub(crate) fn limit_span(span: &mut Span, limits: &Limits) -> u64 {
+    let mut truncated = limit_attributes(&mut span.attributes, &mut span.dropped_attributes_count, limits);
+    if span.events.len() > limits.max_events_per_span {
+        add_dropped(&mut span.dropped_events_count, span.events.len() - limits.max_events_per_span);
+        span.events.truncate(limits.max_events_per_span);
+    }
+    for Event { attributes, dropped_attributes_count, .. } in span.events.iter_mut() {
+        truncated += limit_attributes(attributes, dropped_attributes_count, limits);
+    }
+    if span.links.len() > limits.max_links_per_span {
+        add_dropped(&mut span.dropped_links_count, span.links.len() - limits.max_links_per_span);
+        span.links.truncate(limits.max_links_per_span);
+    }
+    for Link { attributes, dropped_attributes_count, .. } in span.links.iter_mut() {
+        truncated += limit_attributes(attributes, dropped_attributes_count, limits);
+    }
+    truncated
+}
+
+/// Shortens every string and bytes value in `value` (recursively) to `max_bytes`. Returns whether
+/// anything was shortened.
+pub(crate) fn truncate_value(value: &mut AnyValue, max_bytes: usize) -> bool {
+    match value {
+        AnyValue::String(s) => truncate_str(s, max_bytes),
+        AnyValue::Bytes(b) if b.len() > max_bytes => {
+            b.truncate(max_bytes);
+            true
+        }
+        // Every element is visited: no short-circuit.
+        AnyValue::Array(values) => values.iter_mut().map(|v| truncate_value(v, max_bytes)).filter(|t| *t).count() > 0,
+        AnyValue::KvList(kvs) => {
+            kvs.iter_mut().map(|kv| truncate_value(&mut kv.value, max_bytes)).filter(|t| *t).count() > 0
+        }
+        AnyValue::Bytes(_) | AnyValue::Bool(_) | AnyValue::Int(_) | AnyValue::Double(_) => false,
+    }
+}
+
+/// Truncates `s` to at most `max_bytes` bytes, backing off to the previous character boundary.
+pub(crate) fn truncate_str(s: &mut String, max_bytes: usize) -> bool {
+    if s.len() <= max_bytes {
+        return false;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_backs_off_to_a_char_boundary() {
+        let mut s = "aé€".to_string(); // 1 + 2 + 3 bytes
+        assert!(truncate_str(&mut s, 5));
+        assert_eq!(s, "aé");
+        let mut s = "aé€".to_string();
+        assert!(truncate_str(&mut s, 2));
+        assert_eq!(s, "a");
+        let mut s = "abc".to_string();
+        assert!(!truncate_str(&mut s, 3));
+    }
+
+    #[test]
+    fn nested_values_are_truncated_and_counted_once_per_attribute() {
+        let limits = Limits { max_attribute_value_bytes: 2, ..Limits::default() };
+        let mut attributes = vec![
+            KeyValue::new(
+                "nested",
+                AnyValue::Array(vec![AnyValue::String("abcd".into()), AnyValue::Bytes(vec![1, 2, 3])]),
+            ),
+            KeyValue::new("short", AnyValue::String("ab".into())),
+        ];
+        let mut dropped = 5;
+        assert_eq!(limit_attributes(&mut attributes, &mut dropped, &limits), 1);
+        assert_eq!(dropped, 6);
+        assert_eq!(
+            attributes[0].value,
+            AnyValue::Array(vec![AnyValue::String("ab".into()), AnyValue::Bytes(vec![1, 2])])
+        );
+    }
+
+    #[test]
+    fn dropped_counts_saturate() {
+        let mut count = u32::MAX - 1;
+        add_dropped(&mut count, usize::MAX);
+        assert_eq!(count, u32::MAX);
+    }
+}

@@ -1,0 +1,345 @@
+//! Sextant's span data model.
+//!
+//! Every wire format (OTLP protobuf and JSON, Zipkin) is decoded into these types, every
+//! storage layer (WAL, head, Parquet blocks) stores them, and every query API renders them.
+//! The model follows the OpenTelemetry trace data model one to one, so nothing a client
+//! sends is lost between ingest and query.
+//!
+//! Invariants held by values that passed ingest validation (see `sextant-codec`):
+//! - `trace_id` and `span_id` are not all zeros;
+//! - `end_unix_nanos >= start_unix_nanos`;
+//! - `resource` and `scope` are shared (`Arc`) by all spans of one OTLP `ScopeSpans`.
+//!
+//! This crate does no I/O and has no async runtime.
+
+use std::fmt;
+use std::sync::Arc;
+
+mod ids;
+pub use ids::{IdError, SpanId, TraceId};
+
+/// The `service.name` used when a resource carries none (as the OpenTelemetry SDKs do).
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// An attribute value: the OpenTelemetry `AnyValue`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyValue {
+    String(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Array(Vec<AnyValue>),
+    KvList(Vec<KeyValue>),
+}
+
+impl AnyValue {
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AnyValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Size in bytes of the value's payload, used for limits and memory accounting.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            AnyValue::String(s) => s.len(),
+            AnyValue::Bytes(b) => b.len(),
+            AnyValue::Bool(_) => 1,
+            AnyValue::Int(_) | AnyValue::Double(_) => 8,
+            AnyValue::Array(values) => values.iter().map(AnyValue::size_bytes).sum(),
+            AnyValue::KvList(kvs) => kvs.iter().map(|kv| kv.key.len() + kv.value.size_bytes()).sum(),
+        }
+    }
+}
+
+impl fmt::Display for AnyValue {
+    /// Renders the value the way users type it in a filter: strings bare, numbers in decimal,
+    /// bytes in hex, arrays and maps as JSON-like text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyValue::String(s) => f.write_str(s),
+            AnyValue::Bool(b) => write!(f, "{b}"),
+            AnyValue::Int(i) => write!(f, "{i}"),
+            AnyValue::Double(d) => write!(f, "{d}"),
+            AnyValue::Bytes(b) => f.write_str(&hex::encode(b)),
+            AnyValue::Array(values) => {
+                f.write_str("[")?;
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            AnyValue::KvList(kvs) => {
+                f.write_str("{")?;
+                for (i, kv) in kvs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{}:{}", kv.key, kv.value)?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+/// A key and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: AnyValue,
+}
+
+impl KeyValue {
+    pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
+        KeyValue { key: key.into(), value }
+    }
+
+    pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {
+        KeyValue::new(key, AnyValue::String(value.into()))
+    }
+}
+
+/// Finds an attribute by key in a list (last one wins, as in the OpenTelemetry SDKs).
+pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes.iter().rev().find(|kv| kv.key == key).map(|kv| &kv.value)
+}
+
+/// Span kind, numbered as in OTLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum SpanKind {
+    #[default]
+    Unspecified = 0,
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+    Producer = 4,
+    Consumer = 5,
+}
+
+impl SpanKind {
+    /// Maps an OTLP enum number; unknown numbers become `Unspecified`.
+    pub fn from_i32(value: i32) -> SpanKind {
+        match value {
+            1 => SpanKind::Internal,
+            2 => SpanKind::Server,
+            3 => SpanKind::Client,
+            4 => SpanKind::Producer,
+            5 => SpanKind::Consumer,
+            _ => SpanKind::Unspecified,
+        }
+    }
+
+    /// The OTLP enum name, e.g. `SPAN_KIND_SERVER`.
+    pub fn otlp_name(self) -> &'static str {
+        match self {
+            SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
+            SpanKind::Internal => "SPAN_KIND_INTERNAL",
+            SpanKind::Server => "SPAN_KIND_SERVER",
+            SpanKind::Client => "SPAN_KIND_CLIENT",
+            SpanKind::Producer => "SPAN_KIND_PRODUCER",
+            SpanKind::Consumer => "SPAN_KIND_CONSUMER",
+        }
+    }
+
+    /// The lowercase short name used by query APIs (`server`, `client`, …).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            SpanKind::Unspecified => "unspecified",
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+}
+
+/// Span status code, numbered as in OTLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum StatusCode {
+    #[default]
+    Unset = 0,
+    Ok = 1,
+    Error = 2,
+}
+
+impl StatusCode {
+    pub fn from_i32(value: i32) -> StatusCode {
+        match value {
+            1 => StatusCode::Ok,
+            2 => StatusCode::Error,
+            _ => StatusCode::Unset,
+        }
+    }
+}
+
+/// The entity that produced spans: a service instance.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Resource {
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+impl Resource {
+    /// `service.name`, or [`UNKNOWN_SERVICE`].
+    pub fn service_name(&self) -> &str {
+        find_attribute(&self.attributes, "service.name").and_then(AnyValue::as_str).unwrap_or(UNKNOWN_SERVICE)
+    }
+}
+
+/// The instrumentation library that produced spans.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Scope {
+    pub name: String,
+    pub version: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+/// A timestamped event within a span (Zipkin annotations map here too).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Event {
+    pub time_unix_nanos: u64,
+    pub name: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+}
+
+/// A link from a span to another span, possibly in another trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub trace_state: String,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+}
+
+/// One span, with its resource and scope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub trace_state: String,
+    pub flags: u32,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+    pub attributes: Vec<KeyValue>,
+    pub dropped_attributes_count: u32,
+    pub events: Vec<Event>,
+    pub dropped_events_count: u32,
+    pub links: Vec<Link>,
+    pub dropped_links_count: u32,
+    pub status_code: StatusCode,
+    pub status_message: String,
+    pub resource: Arc<Resource>,
+    pub scope: Arc<Scope>,
+}
+
+impl Span {
+    /// A span with the given identity and times and every other field empty.
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        name: impl Into<String>,
+        start_unix_nanos: u64,
+        end_unix_nanos: u64,
+    ) -> Span {
+        Span {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 0,
+            name: name.into(),
+            kind: SpanKind::Unspecified,
+            start_unix_nanos,
+            end_unix_nanos,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status_code: StatusCode::Unset,
+            status_message: String::new(),
+            resource: Arc::new(Resource::default()),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
+    }
+
+    pub fn service_name(&self) -> &str {
+        self.resource.service_name()
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.parent_span_id.is_none()
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.status_code == StatusCode::Error
+    }
+
+    /// Approximate heap and inline size, for memory accounting in the head.
+    pub fn size_bytes(&self) -> usize {
+        let kvs =
+            |attrs: &[KeyValue]| -> usize { attrs.iter().map(|kv| 24 + kv.key.len() + kv.value.size_bytes()).sum() };
+        std::mem::size_of::<Span>()
+            + self.name.len()
+            + self.trace_state.len()
+            + self.status_message.len()
+            + kvs(&self.attributes)
+            + self.events.iter().map(|e| 48 + e.name.len() + kvs(&e.attributes)).sum::<usize>()
+            + self.links.iter().map(|l| 64 + l.trace_state.len() + kvs(&l.attributes)).sum::<usize>()
+    }
+
+    /// The identity used to recognise the same span sent twice (client retries). The kind is
+    /// part of it because the two halves of a Zipkin shared span (client and server) carry the
+    /// same trace and span IDs and are different spans.
+    pub fn identity(&self) -> (TraceId, SpanId, SpanKind) {
+        (self.trace_id, self.span_id, self.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_name_defaults_to_unknown_service() {
+        let mut resource = Resource::default();
+        assert_eq!(resource.service_name(), UNKNOWN_SERVICE);
+        resource.attributes.push(KeyValue::string("service.name", "cart"));
+        assert_eq!(resource.service_name(), "cart");
+    }
+
+    #[test]
+    fn display_renders_nested_values() {
+        let v =
+            AnyValue::Array(vec![AnyValue::Int(1), AnyValue::KvList(vec![KeyValue::new("a", AnyValue::Bool(true))])]);
+        assert_eq!(v.to_string(), "[1,{a:true}]");
+    }
+
+    #[test]
+    fn duration_saturates_when_end_precedes_start() {
+        let span = Span::new(TraceId([1; 16]), SpanId([1; 8]), "x", 10, 5);
+        assert_eq!(span.duration_nanos(), 0);
+    }
+}

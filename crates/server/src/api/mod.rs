@@ -1,0 +1,109 @@
+//! The query port (:16686): the native HTTP API and `/metrics`.
+//!
+//! `router(state)` builds everything so tests can drive it without a socket. Errors are
+//! mapped to HTTP in one place, [`ApiError`], and always answer
+//! `{"error": {"code", "message"}}`.
+
+pub mod native;
+pub mod params;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use sextant_storage::engine::{Engine, EngineError};
+
+use crate::metrics::{EndpointLabels, QueryMetrics};
+
+/// What the API handlers share.
+pub struct ApiState {
+    pub engine: Arc<Engine>,
+    pub registry: Arc<Mutex<Registry>>,
+    pub metrics: QueryMetrics,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/v1/traces/{trace_id}", get(native::trace))
+        .route("/api/v1/search", get(native::search))
+        .route("/api/v1/services", get(native::services))
+        .route("/api/v1/services/{service}/operations", get(native::operations))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record_latency))
+        .with_state(state)
+}
+
+/// An API error: an HTTP status, a stable machine-readable code and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, code, message: message.into() }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        tracing::error!(%error, "query failed");
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "storage_error", message: error.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found("not_found", format!("no such endpoint: {} {}", request.method(), request.uri().path()))
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry.lock()) {
+        return ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "metrics_error",
+            message: error.to_string(),
+        }
+        .into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+async fn record_latency(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if endpoint != "/metrics" {
+        state
+            .metrics
+            .duration_seconds
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}

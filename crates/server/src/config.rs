@@ -1,0 +1,418 @@
+//! Configuration: defaults < `sextant.toml` < `SEXTANT_*` environment < command-line flags.
+//!
+//! [`RawConfig`] is what the file holds (plain serde types, every field defaulted);
+//! [`Config`] is the resolved form the server runs with (socket addresses, durations,
+//! engine and codec options). Every error names the key and the problem on one line.
+//!
+//! Environment variables name a key by its path in capitals joined by `_`:
+//! `data_dir` → `SEXTANT_DATA_DIR`, `[storage] retention` → `SEXTANT_STORAGE_RETENTION`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sextant_codec::Limits;
+use sextant_storage::engine::EngineOptions;
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "SEXTANT_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where the WAL and blocks live.
+    pub data_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a `tracing` filter directive.
+    pub log_level: String,
+    pub receivers: RawReceivers,
+    pub query: RawQuery,
+    pub limits: RawLimits,
+    pub storage: RawStorage,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReceivers {
+    pub otlp_grpc_address: String,
+    pub otlp_http_address: String,
+    pub zipkin_address: String,
+    /// Largest accepted request, after decompression.
+    pub max_request_bytes: u64,
+    /// Request bytes being decoded and written at once; beyond it requests are refused with
+    /// `RESOURCE_EXHAUSTED` / 429 so memory stays bounded.
+    pub max_inflight_bytes: u64,
+    /// Origins allowed to send from a browser (`*` for any).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawQuery {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_attributes_per_span: u64,
+    pub max_attribute_value_bytes: u64,
+    pub max_events_per_span: u64,
+    pub max_links_per_span: u64,
+    /// Spans starting or ending further than this in the future are rejected.
+    pub max_clock_skew: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    pub wal_segment_bytes: u64,
+    /// Turning this off loses acknowledged spans on a machine crash; for benchmarks only.
+    pub wal_fsync: bool,
+    pub head_max_spans: u64,
+    pub head_max_bytes: u64,
+    pub head_max_age: String,
+    pub retention: String,
+    /// 0 means no limit.
+    pub max_total_bytes: u64,
+    pub compaction_interval: String,
+}
+
+pub const DEFAULT_OTLP_GRPC_ADDRESS: &str = "127.0.0.1:4317";
+pub const DEFAULT_OTLP_HTTP_ADDRESS: &str = "127.0.0.1:4318";
+pub const DEFAULT_ZIPKIN_ADDRESS: &str = "127.0.0.1:9411";
+pub const DEFAULT_QUERY_ADDRESS: &str = "127.0.0.1:16686";
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 * 1024 * 1024;
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            data_dir: PathBuf::from("./sextant-data"),
+            log_level: "info".to_string(),
+            receivers: RawReceivers::default(),
+            query: RawQuery::default(),
+            limits: RawLimits::default(),
+            storage: RawStorage::default(),
+        }
+    }
+}
+
+impl Default for RawReceivers {
+    fn default() -> Self {
+        RawReceivers {
+            otlp_grpc_address: DEFAULT_OTLP_GRPC_ADDRESS.to_string(),
+            otlp_http_address: DEFAULT_OTLP_HTTP_ADDRESS.to_string(),
+            zipkin_address: DEFAULT_ZIPKIN_ADDRESS.to_string(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            cors_allowed_origins: vec!["*".to_string()],
+        }
+    }
+}
+
+impl Default for RawQuery {
+    fn default() -> Self {
+        RawQuery { address: DEFAULT_QUERY_ADDRESS.to_string() }
+    }
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let limits = Limits::default();
+        RawLimits {
+            max_attributes_per_span: limits.max_attributes_per_span as u64,
+            max_attribute_value_bytes: limits.max_attribute_value_bytes as u64,
+            max_events_per_span: limits.max_events_per_span as u64,
+            max_links_per_span: limits.max_links_per_span as u64,
+            max_clock_skew: humantime::format_duration(Duration::from_nanos(limits.max_clock_skew_nanos)).to_string(),
+        }
+    }
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        let engine = EngineOptions::new(".");
+        RawStorage {
+            wal_segment_bytes: engine.wal.segment_size_bytes,
+            wal_fsync: engine.wal.fsync,
+            head_max_spans: engine.head_max_spans as u64,
+            head_max_bytes: engine.head_max_bytes as u64,
+            head_max_age: humantime::format_duration(engine.head_max_age).to_string(),
+            retention: humantime::format_duration(engine.retention).to_string(),
+            max_total_bytes: 0,
+            compaction_interval: humantime::format_duration(engine.compaction_interval).to_string(),
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub log_level: String,
+    pub otlp_grpc_address: SocketAddr,
+    pub otlp_http_address: SocketAddr,
+    pub zipkin_address: SocketAddr,
+    pub query_address: SocketAddr,
+    pub max_request_bytes: usize,
+    pub max_inflight_bytes: usize,
+    pub cors_allowed_origins: Vec<String>,
+    pub limits: Limits,
+    pub engine: EngineOptions,
+}
+
+/// Command-line values that override everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+impl RawConfig {
+    /// Reads the file (if any), applies `env` and `overrides`.
+    pub fn load(
+        path_opt: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<RawConfig, ConfigError> {
+        let mut table = match path_opt {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let mut raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(if key == "." { "(top level)" } else { &key }, e.into_inner().to_string())
+        })?;
+        if let Some(dir) = &overrides.data_dir {
+            raw.data_dir = dir.clone();
+        }
+        if let Some(level) = &overrides.log_level {
+            raw.log_level = level.clone();
+        }
+        Ok(raw)
+    }
+
+    /// Checks every value and builds the [`Config`].
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let address = |key: &str, value: &str| -> Result<SocketAddr, ConfigError> {
+            value.parse().map_err(|_| invalid(key, format!("{value:?} is not a socket address like 127.0.0.1:4317")))
+        };
+        let duration = |key: &str, value: &str| -> Result<Duration, ConfigError> {
+            humantime::parse_duration(value)
+                .map_err(|e| invalid(key, format!("{value:?} is not a duration like 30s, 5m or 7d: {e}")))
+        };
+        let positive = |key: &str, value: u64| -> Result<usize, ConfigError> {
+            if value == 0 { Err(invalid(key, "must be greater than 0")) } else { Ok(value as usize) }
+        };
+        if !is_log_filter(&self.log_level) {
+            return Err(invalid(
+                "log_level",
+                format!("{:?} is not a level (error, warn, info, debug, trace) or filter", self.log_level),
+            ));
+        }
+        let r = &self.receivers;
+        let l = &self.limits;
+        let s = &self.storage;
+        let limits = Limits {
+            max_attributes_per_span: positive("limits.max_attributes_per_span", l.max_attributes_per_span)?,
+            max_attribute_value_bytes: positive("limits.max_attribute_value_bytes", l.max_attribute_value_bytes)?,
+            max_events_per_span: l.max_events_per_span as usize,
+            max_links_per_span: l.max_links_per_span as usize,
+            max_clock_skew_nanos: duration("limits.max_clock_skew", &l.max_clock_skew)?.as_nanos() as u64,
+        };
+        let mut engine = EngineOptions::new(&self.data_dir);
+        engine.wal.segment_size_bytes = positive("storage.wal_segment_bytes", s.wal_segment_bytes)? as u64;
+        engine.wal.fsync = s.wal_fsync;
+        engine.head_max_spans = positive("storage.head_max_spans", s.head_max_spans)?;
+        engine.head_max_bytes = positive("storage.head_max_bytes", s.head_max_bytes)?;
+        engine.head_max_age = duration("storage.head_max_age", &s.head_max_age)?;
+        engine.retention = duration("storage.retention", &s.retention)?;
+        engine.max_total_bytes = (s.max_total_bytes > 0).then_some(s.max_total_bytes);
+        engine.compaction_interval = duration("storage.compaction_interval", &s.compaction_interval)?;
+        let max_request_bytes = positive("receivers.max_request_bytes", r.max_request_bytes)?;
+        let max_inflight_bytes = positive("receivers.max_inflight_bytes", r.max_inflight_bytes)?;
+        if max_inflight_bytes < max_request_bytes {
+            return Err(invalid(
+                "receivers.max_inflight_bytes",
+                format!("must be at least receivers.max_request_bytes ({max_request_bytes})"),
+            ));
+        }
+        Ok(Config {
+            log_level: self.log_level.clone(),
+            otlp_grpc_address: address("receivers.otlp_grpc_address", &r.otlp_grpc_address)?,
+            otlp_http_address: address("receivers.otlp_http_address", &r.otlp_http_address)?,
+            zipkin_address: address("receivers.zipkin_address", &r.zipkin_address)?,
+            query_address: address("query.address", &self.query.address)?,
+            max_request_bytes,
+            max_inflight_bytes,
+            cors_allowed_origins: r.cors_allowed_origins.clone(),
+            limits,
+            engine,
+        })
+    }
+
+    /// The configuration as TOML, for `sextant config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Whether `text` is a level or a `tracing` filter. A bare word must be a level: `loud` would
+/// otherwise be taken as a target name and silence everything.
+fn is_log_filter(text: &str) -> bool {
+    let bare_words_are_levels = text.split(',').map(str::trim).filter(|d| !d.is_empty()).all(|directive| {
+        directive.contains(['=', ':', '[']) || directive.parse::<tracing_subscriber::filter::LevelFilter>().is_ok()
+    });
+    bare_words_are_levels && tracing_subscriber::EnvFilter::try_new(text).is_ok()
+}
+
+/// Applies `SEXTANT_*` variables whose name matches a key of the default configuration,
+/// parsing each value with the type of that key.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(RawConfig::default()).expect("the default config serializes");
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key, default)) = find_key(&defaults, &rest) else { continue };
+        let key_path = match &section {
+            Some(section) => format!("{section}.{key}"),
+            None => key.clone(),
+        };
+        let parsed = parse_env_value(default, &value)
+            .map_err(|message| invalid(&key_path, format!("from environment variable {name}: {message}")))?;
+        let target = match section {
+            Some(section) => table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| invalid(&section, "must be a table"))?,
+            None => &mut *table,
+        };
+        target.insert(key, parsed);
+    }
+    Ok(())
+}
+
+/// Finds `section_key` (lowercase, underscores) among the default keys.
+fn find_key<'a>(defaults: &'a toml::Table, name: &str) -> Option<(Option<String>, String, &'a toml::Value)> {
+    if let Some(value) = defaults.get(name).filter(|v| !v.is_table()) {
+        return Some((None, name.to_string(), value));
+    }
+    for (section, value) in defaults {
+        let Some(keys) = value.as_table() else { continue };
+        let Some(key) = name.strip_prefix(section.as_str()).and_then(|k| k.strip_prefix('_')) else { continue };
+        if let Some(default) = keys.get(key) {
+            return Some((Some(section.clone()), key.to_string(), default));
+        }
+    }
+    None
+}
+
+fn parse_env_value(default: &toml::Value, value: &str) -> Result<toml::Value, String> {
+    match default {
+        toml::Value::Integer(_) => {
+            value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("{value:?} is not an integer"))
+        }
+        toml::Value::Boolean(_) => value
+            .trim()
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| format!("{value:?} is not true or false")),
+        toml::Value::Array(_) => Ok(toml::Value::Array(
+            value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(|v| toml::Value::String(v.into())).collect(),
+        )),
+        _ => Ok(toml::Value::String(value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sextant.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        RawConfig::load(Some(&path), env, &Overrides::default())?.resolve()
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults_for_the_rest() {
+        let config = load_str("[storage]\nretention = \"3d\"\n", &[]).unwrap();
+        assert_eq!(config.engine.retention, Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(config.otlp_grpc_address.to_string(), DEFAULT_OTLP_GRPC_ADDRESS);
+        assert_eq!(config.limits.max_attributes_per_span, Limits::default().max_attributes_per_span);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_flags_override_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sextant.toml");
+        std::fs::write(&path, "data_dir = \"/from-file\"\n[query]\naddress = \"127.0.0.1:1\"\n").unwrap();
+        let env = vec![
+            ("SEXTANT_QUERY_ADDRESS".to_string(), "127.0.0.1:2".to_string()),
+            ("SEXTANT_STORAGE_WAL_FSYNC".to_string(), "false".to_string()),
+            ("SEXTANT_DATA_DIR".to_string(), "/from-env".to_string()),
+            ("SEXTANT_UNRELATED".to_string(), "x".to_string()),
+        ];
+        let overrides = Overrides { data_dir: Some("/from-flag".into()), log_level: None };
+        let raw = RawConfig::load(Some(&path), env, &overrides).unwrap();
+        assert_eq!(raw.data_dir, PathBuf::from("/from-flag"));
+        let config = raw.resolve().unwrap();
+        assert_eq!(config.query_address.port(), 2);
+        assert!(!config.engine.wal.fsync);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load_str("[storage]\nretention = \"7 parsecs\"\n", &[]).unwrap_err().to_string();
+        assert!(err.starts_with("config key storage.retention:"), "{err}");
+        let err = load_str("[storage]\nhead_max_spans = \"many\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("storage.head_max_spans"), "{err}");
+        let err = load_str("[receivers]\nzipkin_address = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("receivers.zipkin_address"), "{err}");
+        let err = load_str("[storage]\nretenion = \"1d\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("retenion"), "unknown keys are named: {err}");
+        let err = load_str("", &[("SEXTANT_STORAGE_HEAD_MAX_SPANS", "lots")]).unwrap_err().to_string();
+        assert!(err.contains("storage.head_max_spans") && err.contains("SEXTANT_STORAGE_HEAD_MAX_SPANS"), "{err}");
+        let err = load_str("log_level = \"loud\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("log_level"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        let err = load_str("[storage\n", &[]).unwrap_err().to_string();
+        assert!(err.starts_with("config file"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let raw = RawConfig::default();
+        let parsed: RawConfig = toml::from_str(&raw.to_toml()).unwrap();
+        assert_eq!(parsed, raw);
+    }
+}

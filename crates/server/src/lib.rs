@@ -1,0 +1,12 @@
+//! The `sextant` server: configuration, receivers, query API, self-metrics.
+//!
+//! - [`config`]: file, environment and flags resolved into one [`config::Config`];
+//! - [`ingest`]: OTLP/gRPC, OTLP/HTTP and Zipkin receivers and the pipeline they share;
+//! - [`api`]: the query port: native HTTP API and `/metrics`;
+//! - [`serve`]: starts and stops all of it.
+
+pub mod api;
+pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod serve;

@@ -1,0 +1,179 @@
+//! `sextant serve`: opens the engine, binds every port, runs until asked to stop.
+//!
+//! Shutdown (SIGTERM, SIGINT or [`Server::shutdown`]): listeners stop accepting, requests in
+//! progress finish (their spans are committed and acknowledged), the head is flushed to a
+//! block, then `run` returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method};
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use sextant_storage::engine::{Engine, EngineMetrics};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::ingest::{self, Pipeline};
+use crate::metrics::{IngestMetrics, QueryMetrics};
+
+/// How often the engine's background work (flush, compaction, retention) runs.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+
+/// A running server: its bound addresses and a handle to stop it.
+pub struct Server {
+    pub otlp_grpc_address: SocketAddr,
+    pub otlp_http_address: SocketAddr,
+    pub zipkin_address: SocketAddr,
+    pub query_address: SocketAddr,
+    pub engine: Arc<Engine>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("cannot listen for {what} on {address}: {e}"))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        layer.allow_origin(AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok())))
+    }
+}
+
+impl Server {
+    /// Opens storage and binds all ports; serving starts at once.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let mut registry = Registry::default();
+        let engine_metrics = EngineMetrics::default();
+        engine_metrics.register(&mut registry);
+        let ingest_metrics = IngestMetrics::default();
+        ingest_metrics.register(&mut registry);
+        let query_metrics = QueryMetrics::default();
+        query_metrics.register(&mut registry);
+
+        let engine = Engine::open(config.engine.clone(), engine_metrics).await?;
+        let pipeline = Arc::new(Pipeline::new(
+            engine.clone(),
+            config.limits.clone(),
+            config.max_request_bytes,
+            config.max_inflight_bytes,
+            ingest_metrics,
+        ));
+        let api_state = Arc::new(ApiState {
+            engine: engine.clone(),
+            registry: Arc::new(Mutex::new(registry)),
+            metrics: query_metrics,
+        });
+
+        let grpc_listener = bind(config.otlp_grpc_address, "OTLP/gRPC").await?;
+        let http_listener = bind(config.otlp_http_address, "OTLP/HTTP").await?;
+        let zipkin_listener = bind(config.zipkin_address, "Zipkin").await?;
+        let query_listener = bind(config.query_address, "the query API").await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut server = Server {
+            otlp_grpc_address: grpc_listener.local_addr()?,
+            otlp_http_address: http_listener.local_addr()?,
+            zipkin_address: zipkin_listener.local_addr()?,
+            query_address: query_listener.local_addr()?,
+            engine: engine.clone(),
+            shutdown_tx,
+            tasks: JoinSet::new(),
+        };
+
+        let grpc = ingest::otlp_grpc::service(pipeline.clone());
+        let stop = stopped(shutdown_rx.clone());
+        server.tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(grpc)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stop)
+                .await?;
+            Ok(())
+        });
+        let cors = cors(&config.cors_allowed_origins);
+        let http_app = ingest::otlp_http::router(pipeline.clone()).layer(cors.clone());
+        let zipkin_app = ingest::zipkin::router(pipeline.clone()).layer(cors);
+        let query_app = api::router(api_state);
+        for (listener, app) in [(http_listener, http_app), (zipkin_listener, zipkin_app), (query_listener, query_app)] {
+            let stop = stopped(shutdown_rx.clone());
+            server.tasks.spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+                Ok(())
+            });
+        }
+        let maintenance_engine = engine.clone();
+        let mut maintenance_stop = shutdown_rx.clone();
+        server.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => maintenance_engine.maintain().await,
+                    _ = maintenance_stop.changed() => return Ok(()),
+                }
+            }
+        });
+        info!(
+            otlp_grpc = %server.otlp_grpc_address,
+            otlp_http = %server.otlp_http_address,
+            zipkin = %server.zipkin_address,
+            query = %server.query_address,
+            data_dir = %config.engine.data_dir.display(),
+            "sextant is serving"
+        );
+        Ok(server)
+    }
+
+    /// Stops accepting, lets requests in progress finish, flushes the head.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown_tx.send(true);
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => warn!(%error, "a listener stopped with an error"),
+                Err(error) => warn!(%error, "a server task failed"),
+            }
+        }
+        self.engine.shutdown().await?;
+        info!("sextant stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        wait_for_signal().await;
+        info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the `sextant` server, driven through its real ports with real
+//! clients (the OpenTelemetry OTLP exporters, HTTP clients) and the real binary.
+
+mod api;
+mod bad_input;
+mod cli;
+mod crash;
+mod otlp_sdk;
+mod support;
+mod zipkin;

@@ -1,0 +1,232 @@
+//! The per-block trace-ID index, `blocks/{id}/index.bin`.
+//!
+//! It maps each trace in a block to the contiguous rows that hold its spans, so a trace
+//! lookup reads only the row groups and pages that contain them. All integers are little
+//! endian:
+//!
+//! ```text
+//! struct IndexFile {
+//!     magic:      [u8; 4],         // b"SXTI"
+//!     version:    u32,             // 1
+//!     num_traces: u32,
+//!     num_rows:   u32,             // rows in data.parquet
+//!     entries:    [Entry; num_traces],  // sorted by trace_id, strictly increasing
+//!     crc32c:     u32,             // CRC-32C (Castagnoli) of every byte before it
+//! }
+//! struct Entry {
+//!     trace_id:  [u8; 16],
+//!     first_row: u32,              // the trace's rows are first_row .. next entry's first_row
+//! }                                // (or num_rows for the last entry)
+//! ```
+//!
+//! Entries have a fixed size of 20 bytes, so a reader holding only the header could binary
+//! search the file with ranged reads; today the whole file is read once and cached.
+//!
+//! Why a separate object and not the Parquet footer: the footer is read by every query that
+//! opens the block, while the index (20 bytes per trace) is needed only by trace lookups.
+//! Keeping it out of the footer keeps searches cheap.
+
+use std::ops::Range;
+
+use sextant_model::TraceId;
+
+const MAGIC: &[u8; 4] = b"SXTI";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const ENTRY_LEN: usize = 20;
+
+/// Why an index file could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("index is {0} bytes, too short")]
+    Truncated(usize),
+    #[error("index has a bad magic number")]
+    BadMagic,
+    #[error("index version {0} is not supported")]
+    UnsupportedVersion(u32),
+    #[error("index checksum mismatch")]
+    Checksum,
+    #[error("index is inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// The decoded index of one block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockIndex {
+    trace_ids: Vec<TraceId>,
+    first_rows: Vec<u32>,
+    num_rows: u32,
+}
+
+impl BlockIndex {
+    pub fn num_traces(&self) -> usize {
+        self.trace_ids.len()
+    }
+
+    pub fn num_rows(&self) -> u32 {
+        self.num_rows
+    }
+
+    /// The trace IDs of the block, sorted.
+    pub fn trace_ids(&self) -> &[TraceId] {
+        &self.trace_ids
+    }
+
+    /// The rows holding `trace_id`'s spans, or `None` if the block has none.
+    pub fn lookup(&self, trace_id: &TraceId) -> Option<Range<u64>> {
+        let i = self.trace_ids.binary_search(trace_id).ok()?;
+        let end = self.first_rows.get(i + 1).copied().unwrap_or(self.num_rows);
+        Some(self.first_rows[i] as u64..end as u64)
+    }
+
+    /// Heap bytes held, for cache accounting.
+    pub fn memory_size(&self) -> usize {
+        self.trace_ids.len() * ENTRY_LEN + std::mem::size_of::<Self>()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.trace_ids.len() * ENTRY_LEN + 4);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.trace_ids.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.num_rows.to_le_bytes());
+        for (trace_id, first_row) in self.trace_ids.iter().zip(&self.first_rows) {
+            out.extend_from_slice(trace_id.as_bytes());
+            out.extend_from_slice(&first_row.to_le_bytes());
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<BlockIndex, IndexError> {
+        if bytes.len() < HEADER_LEN + 4 {
+            return Err(IndexError::Truncated(bytes.len()));
+        }
+        if &bytes[..4] != MAGIC {
+            return Err(IndexError::BadMagic);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let version = u32_at(4);
+        if version != VERSION {
+            return Err(IndexError::UnsupportedVersion(version));
+        }
+        let num_traces = u32_at(8) as usize;
+        let num_rows = u32_at(12);
+        let body_end = num_traces
+            .checked_mul(ENTRY_LEN)
+            .and_then(|n| n.checked_add(HEADER_LEN))
+            .ok_or(IndexError::Inconsistent("entry count overflows"))?;
+        if bytes.len() != body_end + 4 {
+            return Err(IndexError::Truncated(bytes.len()));
+        }
+        if crc32c::crc32c(&bytes[..body_end]) != u32_at(body_end) {
+            return Err(IndexError::Checksum);
+        }
+        let mut trace_ids = Vec::with_capacity(num_traces);
+        let mut first_rows = Vec::with_capacity(num_traces);
+        for entry in bytes[HEADER_LEN..body_end].chunks_exact(ENTRY_LEN) {
+            let trace_id = TraceId(entry[..16].try_into().expect("16 bytes"));
+            let first_row = u32::from_le_bytes(entry[16..].try_into().expect("4 bytes"));
+            if let (Some(last_id), Some(last_row)) = (trace_ids.last(), first_rows.last()) {
+                if trace_id <= *last_id {
+                    return Err(IndexError::Inconsistent("trace IDs are not strictly increasing"));
+                }
+                if first_row <= *last_row {
+                    return Err(IndexError::Inconsistent("first rows are not strictly increasing"));
+                }
+            }
+            if first_row >= num_rows {
+                return Err(IndexError::Inconsistent("first row past the end"));
+            }
+            trace_ids.push(trace_id);
+            first_rows.push(first_row);
+        }
+        if first_rows.first().is_some_and(|first| *first != 0) {
+            return Err(IndexError::Inconsistent("first trace does not start at row 0"));
+        }
+        Ok(BlockIndex { trace_ids, first_rows, num_rows })
+    }
+}
+
+/// Builds an index from trace IDs seen in row order (each trace's rows contiguous).
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    index: BlockIndex,
+}
+
+impl IndexBuilder {
+    /// Records the next row. Rows of one trace must be contiguous and traces must arrive in
+    /// increasing order; a violation is a bug in the writer's sort and panics in debug builds.
+    pub fn push_row(&mut self, trace_id: TraceId) {
+        let index = &mut self.index;
+        if index.trace_ids.last() != Some(&trace_id) {
+            debug_assert!(index.trace_ids.last().is_none_or(|last| *last < trace_id), "rows out of trace order");
+            index.trace_ids.push(trace_id);
+            index.first_rows.push(index.num_rows);
+        }
+        index.num_rows += 1;
+    }
+
+    pub fn num_rows(&self) -> u32 {
+        self.index.num_rows
+    }
+
+    pub fn num_traces(&self) -> usize {
+        self.index.trace_ids.len()
+    }
+
+    pub fn finish(self) -> BlockIndex {
+        self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tid(n: u8) -> TraceId {
+        TraceId([n; 16])
+    }
+
+    fn sample() -> BlockIndex {
+        let mut builder = IndexBuilder::default();
+        for (trace, rows) in [(1u8, 3), (5, 1), (9, 4)] {
+            for _ in 0..rows {
+                builder.push_row(tid(trace));
+            }
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn lookup_returns_each_traces_rows() {
+        let index = sample();
+        assert_eq!(index.lookup(&tid(1)), Some(0..3));
+        assert_eq!(index.lookup(&tid(5)), Some(3..4));
+        assert_eq!(index.lookup(&tid(9)), Some(4..8));
+        assert_eq!(index.lookup(&tid(2)), None);
+        assert_eq!(index.num_traces(), 3);
+    }
+
+    #[test]
+    fn encode_decode_round_trips_and_size_is_20_bytes_per_trace() {
+        let index = sample();
+        let bytes = index.encode();
+        assert_eq!(bytes.len(), 16 + 3 * 20 + 4);
+        assert_eq!(BlockIndex::decode(&bytes).unwrap(), index);
+    }
+
+    #[test]
+    fn corrupt_index_files_are_rejected() {
+        let bytes = sample().encode();
+        assert_eq!(BlockIndex::decode(&bytes[..10]), Err(IndexError::Truncated(10)));
+        assert_eq!(BlockIndex::decode(&bytes[..bytes.len() - 1]), Err(IndexError::Truncated(bytes.len() - 1)));
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        assert_eq!(BlockIndex::decode(&flipped), Err(IndexError::Checksum));
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        assert_eq!(BlockIndex::decode(&magic), Err(IndexError::BadMagic));
+    }
+}

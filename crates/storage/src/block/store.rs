@@ -1,0 +1,364 @@
+//! [`BlockStore`]: the async API over blocks and the manifest in one object store.
+//!
+//! It owns the object layout (`blocks/{id}/data.parquet`, `blocks/{id}/index.bin`,
+//! `manifest/`) under a prefix, and two caches of immutable per-block data: parsed footers
+//! and trace-ID indexes. Encoding and decoding run on tokio's blocking pool; this module only
+//! moves bytes and hands them over.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+use sextant_model::{Span, TraceId};
+
+use super::cache::BlockCache;
+use super::decode::{RowFilter, SpanDecoder};
+use super::index::BlockIndex;
+use super::manifest::{self, Manifest};
+use super::reader::{self, OpenedBlock, ReadPlan, SparseFile};
+use super::schema::{
+    DEFAULT_COMPACTION_ZSTD_LEVEL, DEFAULT_PAGE_ROWS, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, META_OPERATIONS,
+    writer_properties,
+};
+use super::writer::{BlockWriter, sort_and_dedup};
+use super::{BlockError, BlockMeta, is_block_id, new_block_id, now_unix_nanos};
+
+/// Tunables of a [`BlockStore`]; the defaults suit production.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockStoreOptions {
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Rows per data page (approximate).
+    pub page_rows: usize,
+    /// zstd level of blocks written by [`BlockStore::write_block`].
+    pub zstd_level: i32,
+    /// zstd level of blocks written by [`BlockStore::compact`].
+    pub compaction_zstd_level: i32,
+    /// Rows decoded per Arrow batch when reading.
+    pub read_batch_rows: usize,
+    /// Budget of the parsed-footer cache.
+    pub footer_cache_bytes: usize,
+    /// Budget of the trace-ID index cache (20 bytes per trace).
+    pub index_cache_bytes: usize,
+    /// Manifest versions kept when pruning (at least 1).
+    pub manifest_versions_kept: usize,
+    /// Size of each part of a multipart upload (compaction output). S3 requires at least
+    /// 5 MiB for every part but the last.
+    pub upload_part_bytes: usize,
+}
+
+impl Default for BlockStoreOptions {
+    fn default() -> Self {
+        BlockStoreOptions {
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            page_rows: DEFAULT_PAGE_ROWS,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            compaction_zstd_level: DEFAULT_COMPACTION_ZSTD_LEVEL,
+            read_batch_rows: 4_096,
+            footer_cache_bytes: 64 << 20,
+            index_cache_bytes: 128 << 20,
+            manifest_versions_kept: 10,
+            upload_part_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Blocks and manifest in an object store under a prefix. Cheap to clone; clones share the
+/// caches.
+#[derive(Clone)]
+pub struct BlockStore {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    pub(crate) options: Arc<BlockStoreOptions>,
+    footers: Arc<BlockCache<OpenedBlock>>,
+    indexes: Arc<BlockCache<Arc<BlockIndex>>>,
+}
+
+impl fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockStore").field("store", &self.store.to_string()).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl BlockStore {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> Self {
+        BlockStore::with_options(store, prefix, BlockStoreOptions::default())
+    }
+
+    pub fn with_options(store: Arc<dyn ObjectStore>, prefix: Path, options: BlockStoreOptions) -> Self {
+        BlockStore {
+            store,
+            prefix,
+            footers: Arc::new(BlockCache::new(options.footer_cache_bytes)),
+            indexes: Arc::new(BlockCache::new(options.index_cache_bytes)),
+            options: Arc::new(options),
+        }
+    }
+
+    /// A store in a local directory (created if missing), with fsync on every write so a
+    /// committed manifest and its blocks survive a power loss.
+    pub fn local(dir: &std::path::Path) -> Result<Self, BlockError> {
+        BlockStore::local_with_options(dir, BlockStoreOptions::default())
+    }
+
+    pub fn local_with_options(dir: &std::path::Path, options: BlockStoreOptions) -> Result<Self, BlockError> {
+        std::fs::create_dir_all(dir)?;
+        let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true).with_automatic_cleanup(true);
+        Ok(BlockStore::with_options(Arc::new(store), Path::default(), options))
+    }
+
+    pub fn options(&self) -> &BlockStoreOptions {
+        &self.options
+    }
+
+    fn block_dir(&self, id: &str) -> Path {
+        self.prefix.clone().join("blocks").join(id)
+    }
+
+    pub(crate) fn data_path(&self, id: &str) -> Path {
+        self.block_dir(id).join("data.parquet")
+    }
+
+    pub(crate) fn index_path(&self, id: &str) -> Path {
+        self.block_dir(id).join("index.bin")
+    }
+
+    /// Sorts `spans`, drops repeated ones (same [`Span::identity`]), and stores them as a new
+    /// block. The block is not live until a manifest listing it is committed.
+    pub async fn write_block(&self, spans: Vec<Span>, level: u32) -> Result<BlockMeta, BlockError> {
+        if spans.is_empty() {
+            return Err(BlockError::EmptyBlock);
+        }
+        let created_unix_nanos = now_unix_nanos();
+        let id = new_block_id(created_unix_nanos / 1_000_000);
+        let options = self.options.clone();
+        let encoded = tokio::task::spawn_blocking(move || {
+            let spans = sort_and_dedup(spans);
+            let properties = writer_properties(options.row_group_rows, options.page_rows, options.zstd_level);
+            let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
+            writer.write(&spans)?;
+            drop(spans);
+            let finished = writer.finish(created_unix_nanos)?;
+            let index_bytes = finished.index.encode();
+            Ok::<_, BlockError>((Bytes::from(finished.sink), index_bytes, finished.index, finished.meta))
+        })
+        .await??;
+        let (data, index_bytes, index, mut meta) = encoded;
+        meta.size_bytes = (data.len() + index_bytes.len()) as u64;
+        let data_path = self.data_path(&meta.id);
+        let index_path = self.index_path(&meta.id);
+        futures::try_join!(
+            self.store.put(&data_path, PutPayload::from(data)),
+            self.store.put(&index_path, PutPayload::from(index_bytes)),
+        )?;
+        self.cache_index(&meta.id, Arc::new(index));
+        Ok(meta)
+    }
+
+    pub(crate) fn cache_index(&self, id: &str, index: Arc<BlockIndex>) {
+        let size = index.memory_size();
+        self.indexes.insert(id, index, size);
+    }
+
+    /// The block's trace-ID index, from the cache or the object store.
+    pub async fn index(&self, meta: &BlockMeta) -> Result<Arc<BlockIndex>, BlockError> {
+        if let Some(index) = self.indexes.get(&meta.id) {
+            return Ok(index);
+        }
+        let bytes = self.store.get(&self.index_path(&meta.id)).await?.bytes().await?;
+        let block_id = meta.id.clone();
+        let index = tokio::task::spawn_blocking(move || BlockIndex::decode(&bytes))
+            .await?
+            .map_err(|e| BlockError::Corrupt { block_id, reason: e.to_string() })?;
+        let index = Arc::new(index);
+        self.cache_index(&meta.id, index.clone());
+        Ok(index)
+    }
+
+    /// The block's parsed footer, from the cache or the object store.
+    pub(crate) async fn open(&self, meta: &BlockMeta) -> Result<OpenedBlock, BlockError> {
+        if let Some(opened) = self.footers.get(&meta.id) {
+            return Ok(opened);
+        }
+        let opened = reader::open(self.store.as_ref(), &self.data_path(&meta.id)).await?;
+        self.footers.insert(&meta.id, opened.clone(), opened.memory_size());
+        Ok(opened)
+    }
+
+    /// The spans of one trace in this block, in block order; empty if the block has none.
+    /// Reads only the pages holding the trace's rows.
+    pub async fn read_trace(&self, meta: &BlockMeta, trace_id: TraceId) -> Result<Vec<Span>, BlockError> {
+        let index = self.index(meta).await?;
+        let Some(rows) = index.lookup(&trace_id) else {
+            return Ok(Vec::new());
+        };
+        let opened = self.open(meta).await?;
+        let plan = ReadPlan::rows(opened.metadata(), rows);
+        let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), &opened, &plan).await?;
+        self.decode(meta, file, opened, plan, RowFilter::Trace(trace_id)).await
+    }
+
+    /// Every span of the block, in block order (one request for the whole file).
+    pub async fn read_spans(&self, meta: &BlockMeta) -> Result<Vec<Span>, BlockError> {
+        let bytes = self.store.get(&self.data_path(&meta.id)).await?.bytes().await?;
+        let opened = match self.footers.get(&meta.id) {
+            Some(opened) => opened,
+            None => {
+                let for_parse = bytes.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    let metadata = ParquetMetaDataReader::new()
+                        .with_page_index_policy(PageIndexPolicy::Optional)
+                        .parse_and_finish(&for_parse)?;
+                    let arrow = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())?;
+                    Ok::<_, BlockError>(OpenedBlock { arrow, file_size: for_parse.len() as u64 })
+                })
+                .await??;
+                self.footers.insert(&meta.id, opened.clone(), opened.memory_size());
+                opened
+            }
+        };
+        let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
+        self.decode(meta, SparseFile::whole(bytes), opened, plan, RowFilter::All).await
+    }
+
+    /// The spans of the block that start in `[start_unix_nanos, end_unix_nanos]`, in block
+    /// order. Row groups whose `start_unix_nanos` statistics miss the range are not read.
+    pub async fn read_spans_in_range(
+        &self,
+        meta: &BlockMeta,
+        start_unix_nanos: u64,
+        end_unix_nanos: u64,
+    ) -> Result<Vec<Span>, BlockError> {
+        if start_unix_nanos > end_unix_nanos || !meta.overlaps_start_range(start_unix_nanos, end_unix_nanos) {
+            return Ok(Vec::new());
+        }
+        let opened = self.open(meta).await?;
+        let row_groups = reader::row_groups_overlapping_start(&opened, start_unix_nanos, end_unix_nanos)?;
+        let plan = ReadPlan::row_groups(row_groups);
+        if plan.is_empty() {
+            return Ok(Vec::new());
+        }
+        let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), &opened, &plan).await?;
+        self.decode(meta, file, opened, plan, RowFilter::StartRange(start_unix_nanos, end_unix_nanos)).await
+    }
+
+    async fn decode(
+        &self,
+        meta: &BlockMeta,
+        file: SparseFile,
+        opened: OpenedBlock,
+        plan: ReadPlan,
+        filter: RowFilter,
+    ) -> Result<Vec<Span>, BlockError> {
+        let batch_rows = self.options.read_batch_rows;
+        let block_id = meta.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let batches = reader::batch_reader(file, &opened, &plan, batch_rows)?;
+            let mut decoder = SpanDecoder::default();
+            let mut spans = Vec::new();
+            for batch in batches {
+                decoder
+                    .decode(&batch?, filter, &mut spans)
+                    .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
+            }
+            Ok(spans)
+        })
+        .await?
+    }
+
+    /// Sorted distinct (service name, span name, span kind) of this block, from the footer (a
+    /// block with very many records only the first 10,000).
+    pub async fn operations(&self, meta: &BlockMeta) -> Result<Vec<(String, String, i32)>, BlockError> {
+        let opened = self.open(meta).await?;
+        let text = opened
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|pairs| pairs.iter().find(|kv| kv.key == META_OPERATIONS))
+            .and_then(|kv| kv.value.clone())
+            .unwrap_or_else(|| "{}".to_owned());
+        serde_json::from_str(&text)
+            .map_err(|e| BlockError::Corrupt { block_id: meta.id.clone(), reason: e.to_string() })
+    }
+
+    /// Deletes the block's objects (missing ones are fine). Call only after a committed
+    /// manifest no longer lists it.
+    pub async fn delete_block(&self, meta: &BlockMeta) -> Result<(), BlockError> {
+        self.delete_block_id(&meta.id).await
+    }
+
+    /// Like [`BlockStore::delete_block`], by ID (for garbage found by [`BlockStore::list_block_ids`]).
+    pub async fn delete_block_id(&self, id: &str) -> Result<(), BlockError> {
+        self.footers.remove(id);
+        self.indexes.remove(id);
+        for path in [self.index_path(id), self.data_path(id)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// IDs of every block with objects in the store, live or not, sorted. Names that are not
+    /// block IDs (hidden files, other tools' leftovers) are ignored. A block that was just
+    /// written and is not committed yet is unlisted too: collect garbage only among IDs older
+    /// than a grace period (see [`block_id_created_unix_millis`](super::block_id_created_unix_millis)).
+    pub async fn list_block_ids(&self) -> Result<Vec<String>, BlockError> {
+        let dir = self.prefix.clone().join("blocks");
+        let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        let mut ids: Vec<String> = objects
+            .iter()
+            .filter_map(|object| object.location.prefix_match(&dir)?.next().map(|part| part.as_ref().to_owned()))
+            .filter(|name| is_block_id(name))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The latest manifest, or an empty one (version 0) when none was committed.
+    pub async fn load_manifest(&self) -> Result<Manifest, BlockError> {
+        manifest::load_latest(self.store.as_ref(), &self.prefix).await
+    }
+
+    /// Commits `manifest` as version `manifest.version + 1`; [`BlockError::ManifestConflict`]
+    /// if another writer committed that version first. Returns the committed manifest.
+    pub async fn commit_manifest(&self, manifest: &Manifest) -> Result<Manifest, BlockError> {
+        manifest::commit(self.store.as_ref(), &self.prefix, manifest, self.options.manifest_versions_kept).await
+    }
+
+    /// Loads the latest manifest, lets `change` derive the next one (`None`: nothing to do)
+    /// and commits it, reloading and retrying on conflicts up to `max_attempts` times.
+    pub async fn update_manifest<F>(&self, max_attempts: usize, mut change: F) -> Result<Manifest, BlockError>
+    where
+        F: FnMut(&Manifest) -> Option<Manifest>,
+    {
+        let mut last_conflict = BlockError::ManifestConflict { version: 0 };
+        for _ in 0..max_attempts.max(1) {
+            let current = self.load_manifest().await?;
+            let Some(next) = change(&current) else {
+                return Ok(current);
+            };
+            let next = Manifest { version: current.version, ..next };
+            match self.commit_manifest(&next).await {
+                Err(conflict @ BlockError::ManifestConflict { .. }) => last_conflict = conflict,
+                other => return other,
+            }
+        }
+        Err(last_conflict)
+    }
+
+    /// Merges `inputs` into one new block at level `max(input levels) + 1`, keeping each
+    /// span identity (trace ID, span ID, kind) once. Does not touch the manifest: commit
+    /// `manifest.apply(input ids, [output])`, then delete the inputs.
+    pub async fn compact(&self, inputs: &[BlockMeta]) -> Result<BlockMeta, BlockError> {
+        super::merge::compact(self, inputs).await
+    }
+}

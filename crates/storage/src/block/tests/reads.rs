@@ -1,0 +1,79 @@
+//! Trace lookups and time-range reads return exactly their spans and fetch little.
+
+use super::*;
+
+#[tokio::test]
+async fn read_trace_returns_one_trace_across_row_group_boundaries() {
+    let store = memory_store(small_row_groups());
+    let spans = simple_spans(300, 7); // 2100 rows in 42 row groups of 50: about 1 trace in 8 straddles two
+    let meta = store.write_block(spans.clone(), 0).await.unwrap();
+    let opened = store.open(&meta).await.unwrap();
+    assert!(opened.metadata().num_row_groups() >= 40);
+    let by_trace: BTreeMap<TraceId, Vec<Span>> = in_block_order(spans).into_iter().fold(BTreeMap::new(), |mut m, s| {
+        m.entry(s.trace_id).or_insert_with(Vec::new).push(s);
+        m
+    });
+    let mut straddling = 0;
+    for (trace_id, want) in &by_trace {
+        let got = store.read_trace(&meta, *trace_id).await.unwrap();
+        assert_eq!(&got, want, "trace {trace_id}");
+        let rows = store.index(&meta).await.unwrap().lookup(trace_id).unwrap();
+        if rows.start / 50 != (rows.end - 1) / 50 {
+            straddling += 1;
+        }
+    }
+    assert!(straddling > 20, "the test must cover traces split across row groups ({straddling})");
+    assert!(store.read_trace(&meta, TraceId([9; 16])).await.unwrap().is_empty(), "absent trace");
+}
+
+#[tokio::test]
+async fn a_trace_lookup_fetches_a_small_part_of_the_block() {
+    let store = memory_store(BlockStoreOptions { row_group_rows: 2_000, page_rows: 100, ..Default::default() });
+    let meta = store.write_block(simple_spans(1_000, 8), 0).await.unwrap();
+    let opened = store.open(&meta).await.unwrap();
+    let index = store.index(&meta).await.unwrap();
+    let trace_id = index.trace_ids()[500];
+    let plan = ReadPlan::rows(opened.metadata(), index.lookup(&trace_id).unwrap());
+    let fetched: u64 = plan.byte_ranges(opened.metadata()).iter().map(|r| r.end - r.start).sum();
+    assert!(fetched * 10 < opened.file_size, "fetched {fetched} of {} bytes", opened.file_size);
+    // read_trace decodes from exactly those ranges; a read outside them would fail.
+    assert_eq!(store.read_trace(&meta, trace_id).await.unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn read_spans_in_range_returns_exactly_the_spans_starting_in_it() {
+    let store = memory_store(small_row_groups());
+    let mut spans = simple_spans(100, 5);
+    // Make row groups time-ordered blocks of the range: trace t starts at t ms.
+    let meta = store.write_block(spans.clone(), 0).await.unwrap();
+    spans = in_block_order(spans);
+    for (start, end) in
+        [(0, u64::MAX), (10_000_000, 20_000_000), (10_001_000, 10_001_000), (5, 6), (99_000_000, 99_004_000)]
+    {
+        let want: Vec<Span> = spans.iter().filter(|s| (start..=end).contains(&s.start_unix_nanos)).cloned().collect();
+        let got = store.read_spans_in_range(&meta, start, end).await.unwrap();
+        assert_eq!(got, want, "range [{start}, {end}]");
+    }
+    assert!(store.read_spans_in_range(&meta, 200_000_000, 300_000_000).await.unwrap().is_empty());
+    assert!(store.read_spans_in_range(&meta, 20, 10).await.unwrap().is_empty(), "inverted range");
+}
+
+#[tokio::test]
+async fn row_groups_outside_the_range_are_pruned_by_statistics() {
+    let store = memory_store(small_row_groups());
+    // Trace IDs increase with time here, so row groups are narrow in time.
+    let mut spans = Vec::new();
+    for t in 1..=200u32 {
+        let mut trace = [0u8; 16];
+        trace[..4].copy_from_slice(&t.to_be_bytes());
+        for s in 1..=5u8 {
+            let start = t as u64 * 1_000_000 + s as u64;
+            spans.push(Span::new(TraceId(trace), SpanId([s; 8]), "op", start, start + 1));
+        }
+    }
+    let meta = store.write_block(spans, 0).await.unwrap();
+    let opened = store.open(&meta).await.unwrap();
+    let groups = super::reader::row_groups_overlapping_start(&opened, 100_000_000, 101_000_000).unwrap();
+    assert!(!groups.is_empty() && groups.len() <= 2, "{groups:?} of {}", opened.metadata().num_row_groups());
+    assert_eq!(store.read_spans_in_range(&meta, 100_000_000, 101_000_000).await.unwrap().len(), 5);
+}

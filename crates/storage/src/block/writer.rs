@@ -1,0 +1,195 @@
+//! Encodes spans in block order into `data.parquet` bytes, and gathers the trace-ID index
+//! and the block's metadata on the way.
+//!
+//! [`BlockWriter`] is synchronous and CPU-bound: callers run it on the blocking pool. It
+//! writes to any `Write` sink; the compactor passes a `Vec<u8>` that it drains after every
+//! call (see [`BlockWriter::sink_mut`]), so a large block streams out in row-group-sized
+//! pieces instead of accumulating in memory.
+//!
+//! Invariant checked on every row: spans arrive in strictly increasing
+//! (`trace_id`, `start_unix_nanos`, `span_id`, `kind`) order, so each trace's rows are contiguous and
+//! the index is valid.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use sextant_model::{Span, SpanId, SpanKind, TraceId};
+
+use super::encode::encode_batch;
+use super::index::{BlockIndex, IndexBuilder};
+use super::schema::*;
+use super::{BlockError, BlockMeta};
+
+/// Rows encoded into one Arrow batch (bounds the batch's memory and its 32-bit offsets).
+const ENCODE_BATCH_ROWS: usize = 8_192;
+/// Distinct (service, span name) pairs recorded in the footer; more are left out.
+const MAX_OPERATIONS: usize = 10_000;
+
+/// The sort key of a span in a block. The kind breaks the tie between the two halves of a
+/// Zipkin shared span (same trace and span ID, client and server).
+pub(crate) fn sort_key(span: &Span) -> (TraceId, u64, SpanId, SpanKind) {
+    (span.trace_id, span.start_unix_nanos, span.span_id, span.kind)
+}
+
+/// Metadata gathered while writing.
+#[derive(Debug, Default)]
+struct Stats {
+    num_spans: u64,
+    min_start_unix_nanos: u64,
+    max_start_unix_nanos: u64,
+    max_end_unix_nanos: u64,
+    services: BTreeSet<String>,
+    operations: BTreeSet<(String, String, i32)>,
+}
+
+/// What a finished block writer hands back.
+pub(crate) struct FinishedBlock<W> {
+    pub(crate) sink: W,
+    pub(crate) index: BlockIndex,
+    /// Complete except `size_bytes`, which the caller knows once the objects are stored.
+    pub(crate) meta: BlockMeta,
+}
+
+pub(crate) struct BlockWriter<W: Write + Send> {
+    id: String,
+    level: u32,
+    writer: ArrowWriter<W>,
+    index: IndexBuilder,
+    stats: Stats,
+    last_key: Option<(TraceId, u64, SpanId, SpanKind)>,
+}
+
+impl<W: Write + Send> BlockWriter<W> {
+    pub(crate) fn new(id: String, level: u32, sink: W, properties: WriterProperties) -> Result<Self, BlockError> {
+        let writer = ArrowWriter::try_new(sink, block_schema(), Some(properties))?;
+        Ok(BlockWriter { id, level, writer, index: IndexBuilder::default(), stats: Stats::default(), last_key: None })
+    }
+
+    /// Appends spans that continue the block order.
+    pub(crate) fn write(&mut self, spans: &[Span]) -> Result<(), BlockError> {
+        for span in spans {
+            self.observe(span)?;
+        }
+        for chunk in spans.chunks(ENCODE_BATCH_ROWS) {
+            let batch = encode_batch(chunk)?;
+            self.writer.write(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// The sink, to take the bytes written so far. Taking bytes out of it is safe: the
+    /// Parquet writer counts offsets itself and only ever appends.
+    pub(crate) fn sink_mut(&mut self) -> &mut W {
+        self.writer.inner_mut()
+    }
+
+    fn observe(&mut self, span: &Span) -> Result<(), BlockError> {
+        let key = sort_key(span);
+        if self.last_key.is_some_and(|last| last >= key) {
+            return Err(BlockError::Corrupt {
+                block_id: self.id.clone(),
+                reason: format!("span {} of trace {} is out of block order or repeated", span.span_id, span.trace_id),
+            });
+        }
+        if self.index.num_rows() == u32::MAX {
+            return Err(BlockError::TooManyRows { max: u32::MAX as u64, actual: u32::MAX as u64 + 1 });
+        }
+        self.last_key = Some(key);
+        self.index.push_row(span.trace_id);
+        let stats = &mut self.stats;
+        if stats.num_spans == 0 {
+            stats.min_start_unix_nanos = span.start_unix_nanos;
+        }
+        stats.num_spans += 1;
+        stats.min_start_unix_nanos = stats.min_start_unix_nanos.min(span.start_unix_nanos);
+        stats.max_start_unix_nanos = stats.max_start_unix_nanos.max(span.start_unix_nanos);
+        stats.max_end_unix_nanos = stats.max_end_unix_nanos.max(span.end_unix_nanos);
+        let service = span.service_name();
+        if !stats.services.contains(service) {
+            stats.services.insert(service.to_owned());
+        }
+        if stats.operations.len() < MAX_OPERATIONS {
+            let key = (service.to_owned(), span.name.clone(), span.kind as i32);
+            if !stats.operations.contains(&key) {
+                stats.operations.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the footer (with the block's metadata as key-value pairs) and returns the sink,
+    /// the index and the metadata.
+    pub(crate) fn finish(mut self, created_unix_nanos: u64) -> Result<FinishedBlock<W>, BlockError> {
+        if self.stats.num_spans == 0 {
+            return Err(BlockError::EmptyBlock);
+        }
+        let stats = std::mem::take(&mut self.stats);
+        let services: Vec<String> = stats.services.into_iter().collect();
+        let operations: Vec<(String, String, i32)> = stats.operations.into_iter().collect();
+        let num_traces = self.index.num_traces() as u64;
+        let pairs = [
+            (META_FORMAT_VERSION, FORMAT_VERSION.to_string()),
+            (META_BLOCK_ID, self.id.clone()),
+            (META_LEVEL, self.level.to_string()),
+            (META_SORT_ORDER, SORT_ORDER.to_owned()),
+            (META_NUM_SPANS, stats.num_spans.to_string()),
+            (META_NUM_TRACES, num_traces.to_string()),
+            (META_MIN_START_UNIX_NANOS, stats.min_start_unix_nanos.to_string()),
+            (META_MAX_START_UNIX_NANOS, stats.max_start_unix_nanos.to_string()),
+            (META_MAX_END_UNIX_NANOS, stats.max_end_unix_nanos.to_string()),
+            (META_SERVICES, serde_json::to_string(&services).expect("strings serialize")),
+            (META_OPERATIONS, serde_json::to_string(&operations).expect("strings serialize")),
+        ];
+        for (key, value) in pairs {
+            self.writer.append_key_value_metadata(KeyValue::new(key.to_owned(), value));
+        }
+        let sink = self.writer.into_inner()?;
+        let meta = BlockMeta {
+            id: self.id,
+            level: self.level,
+            min_start_unix_nanos: stats.min_start_unix_nanos,
+            max_start_unix_nanos: stats.max_start_unix_nanos,
+            max_end_unix_nanos: stats.max_end_unix_nanos,
+            num_spans: stats.num_spans,
+            num_traces,
+            size_bytes: 0,
+            services,
+            operations,
+            created_unix_nanos,
+        };
+        Ok(FinishedBlock { sink, index: self.index.finish(), meta })
+    }
+}
+
+/// Sorts spans into block order and drops repeated spans (same [`Span::identity`]: trace ID,
+/// span ID and kind), keeping the first received: clients retry, and a span must be stored
+/// once.
+pub(crate) fn sort_and_dedup(mut spans: Vec<Span>) -> Vec<Span> {
+    // Stable, so that among equal keys the earliest received comes first and is kept.
+    spans.sort_by_key(sort_key);
+    let mut dedup = SpanDedup::default();
+    spans.retain(|span| dedup.first_time(span));
+    spans
+}
+
+/// Recognises repeated spans (same [`Span::identity`]) in a stream where each trace's spans
+/// are contiguous; memory is bounded by one trace.
+#[derive(Debug, Default)]
+pub(crate) struct SpanDedup {
+    trace_id: Option<TraceId>,
+    seen: HashSet<(TraceId, SpanId, SpanKind)>,
+}
+
+impl SpanDedup {
+    /// Whether this is the first span with this identity in the stream.
+    pub(crate) fn first_time(&mut self, span: &Span) -> bool {
+        if self.trace_id != Some(span.trace_id) {
+            self.trace_id = Some(span.trace_id);
+            self.seen.clear();
+        }
+        self.seen.insert(span.identity())
+    }
+}

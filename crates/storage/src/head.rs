@@ -1,0 +1,197 @@
+//! The head: the newest spans, in memory, grouped by trace.
+//!
+//! Spans enter the head right after their WAL record is committed, so they are searchable
+//! as soon as they are acknowledged. The head has two parts:
+//!
+//! - `active`: where new spans go;
+//! - `frozen`: the previous `active`, being written to a block by a flush. It stays
+//!   queryable until the block is in the manifest, so no span is ever invisible. A span may
+//!   briefly be both in `frozen` and in a block; readers deduplicate.
+//!
+//! Only one flush runs at a time, so there is at most one frozen part.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sextant_model::{Span, TraceId};
+
+/// Spans of one part of the head.
+#[derive(Debug, Default)]
+pub struct HeadPart {
+    /// Spans by trace, in arrival order.
+    traces: HashMap<TraceId, Vec<Span>>,
+    num_spans: usize,
+    size_bytes: usize,
+    /// When the first span entered this part; drives age-based flushes.
+    first_insert_opt: Option<Instant>,
+}
+
+impl HeadPart {
+    pub fn insert(&mut self, spans: Vec<Span>) {
+        if spans.is_empty() {
+            return;
+        }
+        self.first_insert_opt.get_or_insert_with(Instant::now);
+        for span in spans {
+            self.num_spans += 1;
+            self.size_bytes += span.size_bytes();
+            self.traces.entry(span.trace_id).or_default().push(span);
+        }
+    }
+
+    pub fn trace(&self, trace_id: &TraceId) -> Option<&[Span]> {
+        self.traces.get(trace_id).map(Vec::as_slice)
+    }
+
+    /// Every trace of this part, in no particular order.
+    pub fn traces(&self) -> impl Iterator<Item = (&TraceId, &[Span])> {
+        self.traces.iter().map(|(id, spans)| (id, spans.as_slice()))
+    }
+
+    pub fn spans(&self) -> impl Iterator<Item = &Span> {
+        self.traces.values().flatten()
+    }
+
+    pub fn num_spans(&self) -> usize {
+        self.num_spans
+    }
+
+    pub fn num_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.num_spans == 0
+    }
+
+    pub fn age(&self) -> Option<std::time::Duration> {
+        self.first_insert_opt.map(|t| t.elapsed())
+    }
+}
+
+/// The active and frozen parts.
+#[derive(Debug, Default)]
+pub struct Head {
+    active: HeadPart,
+    frozen_opt: Option<Arc<HeadPart>>,
+}
+
+impl Head {
+    pub fn insert(&mut self, spans: Vec<Span>) {
+        self.active.insert(spans);
+    }
+
+    pub fn active(&self) -> &HeadPart {
+        &self.active
+    }
+
+    pub fn frozen(&self) -> Option<&Arc<HeadPart>> {
+        self.frozen_opt.as_ref()
+    }
+
+    /// Both parts, frozen first (older spans first).
+    pub fn parts(&self) -> impl Iterator<Item = &HeadPart> {
+        self.frozen_opt.as_deref().into_iter().chain(std::iter::once(&self.active))
+    }
+
+    /// Moves the active part to frozen and returns it. Fails (returns `None`) when a frozen
+    /// part is still there: the caller must finish the previous flush first.
+    pub fn freeze(&mut self) -> Option<Arc<HeadPart>> {
+        if self.frozen_opt.is_some() {
+            return None;
+        }
+        let part = Arc::new(std::mem::take(&mut self.active));
+        self.frozen_opt = Some(part.clone());
+        Some(part)
+    }
+
+    /// Drops the frozen part once its spans are in a committed block.
+    pub fn release_frozen(&mut self) {
+        self.frozen_opt = None;
+    }
+
+    /// Puts a frozen part back in front of the active one after a failed flush, so its
+    /// spans are flushed next time.
+    pub fn thaw(&mut self) {
+        if let Some(frozen) = self.frozen_opt.take() {
+            let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|shared| clone_part(&shared));
+            let newer = std::mem::replace(&mut self.active, frozen);
+            let first_insert_opt = self.active.first_insert_opt;
+            for (_, spans) in newer.traces {
+                self.active.insert(spans);
+            }
+            self.active.first_insert_opt = first_insert_opt;
+        }
+    }
+
+    pub fn num_spans(&self) -> usize {
+        self.parts().map(HeadPart::num_spans).sum()
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.parts().map(HeadPart::size_bytes).sum()
+    }
+
+    pub fn num_traces(&self) -> usize {
+        self.parts().map(HeadPart::num_traces).sum()
+    }
+}
+
+fn clone_part(part: &HeadPart) -> HeadPart {
+    HeadPart {
+        traces: part.traces.clone(),
+        num_spans: part.num_spans,
+        size_bytes: part.size_bytes,
+        first_insert_opt: part.first_insert_opt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_model::SpanId;
+
+    fn span(trace: u8, span: u8) -> Span {
+        Span::new(TraceId([trace; 16]), SpanId([span; 8]), "op", 10, 20)
+    }
+
+    #[test]
+    fn groups_spans_by_trace() {
+        let mut head = Head::default();
+        head.insert(vec![span(1, 1), span(2, 1), span(1, 2)]);
+        assert_eq!(head.num_spans(), 3);
+        assert_eq!(head.num_traces(), 2);
+        assert_eq!(head.active().trace(&TraceId([1; 16])).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn frozen_part_stays_visible_until_released() {
+        let mut head = Head::default();
+        head.insert(vec![span(1, 1)]);
+        let frozen = head.freeze().unwrap();
+        assert!(head.freeze().is_none(), "a second freeze must wait for the first flush");
+        head.insert(vec![span(1, 2)]);
+        assert_eq!(frozen.num_spans(), 1);
+        assert_eq!(head.num_spans(), 2);
+        head.release_frozen();
+        assert_eq!(head.num_spans(), 1);
+    }
+
+    #[test]
+    fn thaw_keeps_every_span_after_a_failed_flush() {
+        let mut head = Head::default();
+        head.insert(vec![span(1, 1), span(2, 1)]);
+        let frozen = head.freeze().unwrap();
+        head.insert(vec![span(1, 2)]);
+        drop(frozen);
+        head.thaw();
+        assert!(head.frozen().is_none());
+        assert_eq!(head.num_spans(), 3);
+        assert_eq!(head.active().trace(&TraceId([1; 16])).unwrap().len(), 2);
+    }
+}

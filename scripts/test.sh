@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, lints, unit and integration tests,
+# and a build of the fuzz targets. Installs what the tests need first (pyarrow, used to
+# prove blocks are readable by a third-party Parquet reader).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A target directory outside the clone is reused across clones on the same machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sextant-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test dependencies"
+if ! python3 -c "import pyarrow" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check pyarrow
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "fuzz targets build"
+scripts/fuzz-build.sh
