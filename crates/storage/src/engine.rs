@@ -173,6 +173,22 @@ pub struct Engine {
     metrics: EngineMetrics,
 }
 
+/// Deletes blocks that no manifest lists: written by a flush or compaction that stopped
+/// before its manifest commit. Only safe while nothing else writes to the store, at open.
+async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
+    let listed: BTreeSet<&str> = manifest.blocks.iter().map(|b| b.id.as_str()).collect();
+    let ids = match blocks.list_block_ids().await {
+        Ok(ids) => ids,
+        Err(error) => return warn!(%error, "cannot list blocks to remove unfinished ones"),
+    };
+    for id in ids.iter().filter(|id| !listed.contains(id.as_str())) {
+        match blocks.delete_block_id(id).await {
+            Ok(()) => info!(block = %id, "removed a block no manifest lists (an interrupted flush or compaction)"),
+            Err(error) => warn!(%error, block = %id, "cannot remove an unlisted block"),
+        }
+    }
+}
+
 pub fn now_unix_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -183,6 +199,7 @@ impl Engine {
     pub async fn open(options: EngineOptions, metrics: EngineMetrics) -> Result<Arc<Engine>, EngineError> {
         let blocks = BlockStore::local(&options.data_dir.join("store"))?;
         let manifest = blocks.load_manifest().await?;
+        remove_unlisted_blocks(&blocks, &manifest).await;
         let started = Instant::now();
         let (wal, replay) = Wal::open(&options.data_dir.join("wal"), options.wal.clone(), metrics.wal.clone())?;
         let mut head = Head::default();
@@ -522,5 +539,87 @@ impl Engine {
         let manifest = self.manifest_snapshot();
         self.metrics.blocks.set(manifest.blocks.len() as i64);
         self.metrics.block_bytes.set(manifest.blocks.iter().map(|b| b.size_bytes as i64).sum());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_model::SpanId;
+
+    fn spans(trace: u8, count: u8) -> Vec<Span> {
+        let now = now_unix_nanos();
+        (1..=count).map(|i| Span::new(TraceId([trace; 16]), SpanId([i; 8]), "op", now - 1000, now)).collect()
+    }
+
+    async fn open(dir: &std::path::Path, adjust: impl FnOnce(&mut EngineOptions)) -> Arc<Engine> {
+        let mut options = EngineOptions::new(dir);
+        options.wal.fsync = false;
+        adjust(&mut options);
+        Engine::open(options, EngineMetrics::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_head_refuses_appends_until_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path(), |o| o.head_max_bytes = 1).await;
+        engine.append(spans(1, 3)).await.unwrap();
+        let refused = engine.append(spans(2, 1)).await;
+        assert!(matches!(refused, Err(EngineError::Overloaded { .. })), "{refused:?}");
+        engine.flush().await.unwrap();
+        engine.append(spans(2, 1)).await.unwrap();
+        assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn retention_removes_expired_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path(), |o| o.retention = Duration::from_secs(3600)).await;
+        engine.append(spans(1, 2)).await.unwrap();
+        engine.flush().await.unwrap();
+        assert_eq!(engine.apply_retention(now_unix_nanos()).await.unwrap(), 0, "young block kept");
+        let two_hours_later = now_unix_nanos() + 2 * 3600 * 1_000_000_000;
+        assert_eq!(engine.apply_retention(two_hours_later).await.unwrap(), 1);
+        assert!(engine.manifest_snapshot().blocks.is_empty());
+        assert!(engine.trace(TraceId([1; 16])).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn retention_by_size_removes_the_oldest_blocks_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path(), |o| o.max_total_bytes = Some(1)).await;
+        engine.append(spans(1, 2)).await.unwrap();
+        engine.flush().await.unwrap();
+        assert_eq!(engine.apply_retention(now_unix_nanos()).await.unwrap(), 1);
+        assert!(engine.manifest_snapshot().blocks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reopening_replays_only_what_no_block_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = open(dir.path(), |_| {}).await;
+            engine.append(spans(1, 2)).await.unwrap();
+            engine.flush().await.unwrap();
+            engine.append(spans(2, 3)).await.unwrap();
+        }
+        let metrics = EngineMetrics::default();
+        let mut options = EngineOptions::new(dir.path());
+        options.wal.fsync = false;
+        let engine = Engine::open(options, metrics.clone()).await.unwrap();
+        assert_eq!(metrics.replayed_spans.get(), 3, "the flushed trace is not replayed");
+        assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 2);
+        assert_eq!(engine.trace(TraceId([2; 16])).await.unwrap().len(), 3);
+        assert_eq!(engine.services(), vec![sextant_model::UNKNOWN_SERVICE.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn blocks_left_by_an_interrupted_flush_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::local(&dir.path().join("store")).unwrap();
+        let orphan = store.write_block(spans(9, 2), 0).await.unwrap();
+        assert_eq!(store.list_block_ids().await.unwrap(), vec![orphan.id.clone()]);
+        let engine = open(dir.path(), |_| {}).await;
+        assert!(engine.blocks.list_block_ids().await.unwrap().is_empty());
     }
 }

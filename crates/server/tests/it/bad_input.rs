@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use prost::Message;
 use reqwest::StatusCode;
 use serde_json::json;
 use sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -83,14 +82,6 @@ async fn each_bad_request_gets_its_error_and_is_counted() {
     let (status, _) = get_json(&query_url(&server, &format!("/api/v1/traces/{good_trace}"))).await;
     assert_eq!(status, 200, "the valid span of the batch is kept");
 
-    // Same through protobuf: the answer is a protobuf ExportTraceServiceResponse.
-    let decoded = sextant_codec::decode_otlp_json(
-        request_with(vec![valid_json_span(zero, "eee19b7ec3c1b176")]).as_bytes(),
-        &sextant_codec::Limits { max_clock_skew_nanos: u64::MAX / 2, ..Default::default() },
-        0,
-    );
-    assert!(decoded.is_ok());
-
     let metrics = metrics_text(&server).await;
     let rejected = |reason: &str| {
         metric_value(
@@ -114,12 +105,44 @@ async fn each_bad_request_gets_its_error_and_is_counted() {
     server.shutdown().await.unwrap();
 }
 
+/// Sends one gRPC message by hand (HTTP/2 with prior knowledge) and returns the grpc-status
+/// code and message of the answer.
+async fn grpc_call(address: std::net::SocketAddr, message: &[u8]) -> (i32, String) {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = client
+        .post(format!("http://{address}/opentelemetry.proto.collector.trace.v1.TraceService/Export"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(framed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "gRPC answers errors inside HTTP 200");
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    let code = header("grpc-status").map(|c| c.parse().unwrap()).unwrap_or(0);
+    let message = header("grpc-message").unwrap_or_default();
+    (code, message)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_refuses_garbage_and_oversized_messages_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server_with(dir.path(), &[("SEXTANT_RECEIVERS_MAX_REQUEST_BYTES", "4096")]).await;
-    let url = format!("http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export", server.otlp_grpc_address);
-    // gRPC over HTTP/2 by hand would need an h2 client; the tonic client covers it instead.
+
+    let (code, message) = grpc_call(server.otlp_grpc_address, &[0x0a, 0xff, 0xff, 0x01, 0x02]).await;
+    assert_eq!(code, tonic::Code::InvalidArgument as i32, "{message}");
+    assert!(message.contains("protobuf"), "{message}");
+
+    let (code, message) = grpc_call(server.otlp_grpc_address, &vec![0u8; 10_000]).await;
+    assert!(
+        code == tonic::Code::ResourceExhausted as i32 || code == tonic::Code::OutOfRange as i32,
+        "oversized message: {code} {message}"
+    );
+
+    // A valid, empty request still works on the same server.
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.otlp_grpc_address))
         .unwrap()
         .connect()
@@ -127,29 +150,71 @@ async fn grpc_refuses_garbage_and_oversized_messages_and_keeps_serving() {
         .unwrap();
     let mut client =
         sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel);
-    let big = sextant_codec::decode_otlp_json(
-        request_with(
-            (0..200).map(|i| valid_json_span("5b8efff798038103d269b633813fc60d", &format!("{:016x}", i + 1))).collect(),
-        )
-        .as_bytes(),
-        &Default::default(),
-        sextant_storage::engine::now_unix_nanos(),
-    )
-    .unwrap();
-    let request = sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-        resource_spans: sextant_codec::to_resource_spans(&big.spans),
-    };
-    assert!(request.encoded_len() > 4096);
-    let status = client.export(request).await.unwrap_err();
-    assert!(
-        matches!(status.code(), tonic::Code::ResourceExhausted | tonic::Code::OutOfRange),
-        "oversized message: {status:?}"
-    );
     let empty = client
         .export(sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default())
         .await
         .unwrap();
     assert_eq!(empty.into_inner(), ExportTraceServiceResponse { partial_success: None });
-    let _ = url;
+
+    let metrics = metrics_text(&server).await;
+    let rejected = |reason: &str| {
+        metric_value(
+            &metrics,
+            &format!("sextant_requests_rejected_total{{protocol=\"otlp_grpc\",reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(rejected("decode"), 1.0, "{metrics}");
+    assert_eq!(rejected("too_large"), 1.0, "{metrics}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_with_retry_after_and_recovers() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(
+        dir.path(),
+        &[("SEXTANT_RECEIVERS_MAX_REQUEST_BYTES", "65536"), ("SEXTANT_RECEIVERS_MAX_INFLIGHT_BYTES", "65536")],
+    )
+    .await;
+    // A slow client announces a full-size body and sends one byte: it holds every in-flight byte.
+    let mut slow = tokio::net::TcpStream::connect(server.otlp_http_address).await.unwrap();
+    slow.write_all(
+        b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 65536\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let otlp = format!("http://{}/v1/traces", server.otlp_http_address);
+    let body = request_with(vec![valid_json_span("5b8efff798038103d269b633813fc60e", "eee19b7ec3c1b177")]);
+    let response = post(&otlp, "application/json", None, body.clone().into_bytes()).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.otlp_grpc_address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client =
+        sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel);
+    let status = client
+        .export(sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+
+    // The slow client goes away; its permit is released and requests are served again.
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let response = post(&otlp, "application/json", None, body.into_bytes()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = metrics_text(&server).await;
+    assert_eq!(
+        metric_value(&metrics, "sextant_requests_rejected_total{protocol=\"otlp_http\",reason=\"overloaded\"}"),
+        1.0,
+        "{metrics}"
+    );
     server.shutdown().await.unwrap();
 }

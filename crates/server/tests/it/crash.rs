@@ -50,6 +50,7 @@ async fn acknowledged_spans_survive_repeated_sigkill() {
         tokio::time::timeout(Duration::from_secs(20), sender).await.expect("sender stops after the kill").unwrap();
         let sent = acked.lock().unwrap().len() - before;
         assert!(sent > 0, "round {round}: nothing was acknowledged before the kill");
+        eprintln!("round {round}: {sent} traces acknowledged before SIGKILL");
     }
 
     let mut server = ChildServer::spawn(dir.path(), &ports);
