@@ -89,7 +89,11 @@ fn success_response(encoding: Encoding, outcome: &Outcome) -> Response {
     match encoding {
         Encoding::Protobuf => ([(header::CONTENT_TYPE, PROTOBUF)], response.encode_to_vec()).into_response(),
         Encoding::Json => {
-            let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
+            // OTLP/JSON omits fields with default values: a full success is `{}`.
+            let body = match response.partial_success {
+                None => b"{}".to_vec(),
+                Some(_) => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+            };
             ([(header::CONTENT_TYPE, JSON)], body).into_response()
         }
     }

@@ -56,7 +56,10 @@ async fn send(server: &sextant_server::serve::Server, service: &str, spans: &[S<
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(text, "{}", "a full success has no partialSuccess");
 }
 
 async fn search(server: &sextant_server::serve::Server, query: &str) -> Vec<String> {

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod crash;
+mod http_receivers;
 mod otlp_sdk;
 mod support;
 mod zipkin;
