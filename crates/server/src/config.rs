@@ -96,7 +96,7 @@ pub const DEFAULT_OTLP_GRPC_ADDRESS: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP_ADDRESS: &str = "127.0.0.1:4318";
 pub const DEFAULT_ZIPKIN_ADDRESS: &str = "127.0.0.1:9411";
 pub const DEFAULT_QUERY_ADDRESS: &str = "127.0.0.1:16686";
-pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Default for RawConfig {
@@ -240,7 +240,8 @@ impl RawConfig {
             max_attribute_value_bytes: positive("limits.max_attribute_value_bytes", l.max_attribute_value_bytes)?,
             max_events_per_span: l.max_events_per_span as usize,
             max_links_per_span: l.max_links_per_span as usize,
-            max_clock_skew_nanos: duration("limits.max_clock_skew", &l.max_clock_skew)?.as_nanos() as u64,
+            max_clock_skew_nanos: duration("limits.max_clock_skew", &l.max_clock_skew)?.as_nanos().min(u64::MAX as u128)
+                as u64,
         };
         let mut engine = EngineOptions::new(&self.data_dir);
         engine.wal.segment_size_bytes = positive("storage.wal_segment_bytes", s.wal_segment_bytes)? as u64;
@@ -252,6 +253,11 @@ impl RawConfig {
         engine.max_total_bytes = (s.max_total_bytes > 0).then_some(s.max_total_bytes);
         engine.compaction_interval = duration("storage.compaction_interval", &s.compaction_interval)?;
         let max_request_bytes = positive("receivers.max_request_bytes", r.max_request_bytes)?;
+        // A request becomes one WAL record; keep room for its re-encoding.
+        let max_record_request = engine.wal.max_record_bytes / 2;
+        if max_request_bytes > max_record_request {
+            return Err(invalid("receivers.max_request_bytes", format!("must be at most {max_record_request}")));
+        }
         let max_inflight_bytes = positive("receivers.max_inflight_bytes", r.max_inflight_bytes)?;
         if max_inflight_bytes < max_request_bytes {
             return Err(invalid(

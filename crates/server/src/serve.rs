@@ -23,8 +23,8 @@ use crate::config::Config;
 use crate::ingest::{self, Pipeline};
 use crate::metrics::{IngestMetrics, QueryMetrics};
 
-/// How often the engine's background work (flush, compaction, retention) runs.
-const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+/// How often the head is checked for a flush (by size or age).
+const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A running server: its bound addresses and a handle to stop it.
 pub struct Server {
@@ -113,18 +113,17 @@ impl Server {
                 Ok(())
             });
         }
-        let maintenance_engine = engine.clone();
-        let mut maintenance_stop = shutdown_rx.clone();
-        server.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => maintenance_engine.maintain().await,
-                    _ = maintenance_stop.changed() => return Ok(()),
-                }
-            }
-        });
+        // Flushes and compaction run in separate loops so a long merge never delays a flush.
+        let flush_engine = engine.clone();
+        server.tasks.spawn(every(FLUSH_CHECK_INTERVAL, shutdown_rx.clone(), move || {
+            let engine = flush_engine.clone();
+            async move { engine.flush_if_due().await }
+        }));
+        let compaction_engine = engine.clone();
+        server.tasks.spawn(every(config.engine.compaction_interval, shutdown_rx.clone(), move || {
+            let engine = compaction_engine.clone();
+            async move { engine.compact_and_expire().await }
+        }));
         info!(
             otlp_grpc = %server.otlp_grpc_address,
             otlp_http = %server.otlp_http_address,
@@ -156,6 +155,22 @@ impl Server {
         wait_for_signal().await;
         info!("shutting down");
         self.shutdown().await
+    }
+}
+
+/// Runs `work` every `period` (the first time after one period) until shutdown.
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, work: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => work().await,
+            _ = stop.changed() => return Ok(()),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use sextant_model::{AnyValue, Span, TraceId, find_attribute};
 /// The default number of traces per page.
 pub const DEFAULT_SEARCH_LIMIT: usize = 20;
 /// The most traces one page may hold.
-pub const MAX_SEARCH_LIMIT: usize = 10_000;
+pub const MAX_SEARCH_LIMIT: usize = 1_000;
 
 /// What the duration bounds apply to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -162,11 +162,6 @@ impl TraceSummary {
 pub struct SearchResult {
     pub traces: Vec<TraceSummary>,
     pub next_cursor: Option<Cursor>,
-}
-
-/// Orders trace summaries newest first, ties by trace ID.
-pub fn sort_newest_first(traces: &mut [TraceSummary]) {
-    traces.sort_by(|a, b| b.start_unix_nanos.cmp(&a.start_unix_nanos).then(a.trace_id.cmp(&b.trace_id)));
 }
 
 /// Merges the spans of one trace gathered from several places: one copy of each span

@@ -47,7 +47,8 @@ pub fn parse_timestamp(text: &str) -> Result<u64, String> {
     }
     let time = humantime::parse_rfc3339_weak(text.trim())
         .map_err(|_| format!("{text:?} is neither unix nanoseconds nor an RFC 3339 time like 2026-11-22T10:00:00Z"))?;
-    time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).map_err(|_| format!("{text:?} is before 1970"))
+    let nanos = time.duration_since(UNIX_EPOCH).map_err(|_| format!("{text:?} is before 1970"))?.as_nanos();
+    u64::try_from(nanos).map_err(|_| format!("{text:?} is after 2554, beyond unix nanoseconds in 64 bits"))
 }
 
 #[cfg(test)]
@@ -75,5 +76,6 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
         assert_eq!(parse_timestamp("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000_500_000_000));
         assert!(parse_timestamp("yesterday").is_err());
+        assert!(parse_timestamp("9999-01-01T00:00:00Z").is_err(), "beyond u64 nanoseconds");
     }
 }

@@ -23,6 +23,16 @@ pub fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The in-flight bytes to reserve before reading a body: its declared length when it is not
+/// compressed, otherwise the most it may inflate to.
+pub fn reserved_bytes(headers: &HeaderMap, max_bytes: usize) -> usize {
+    let compressed = headers.get(CONTENT_ENCODING).is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    match content_length(headers) {
+        Some(length) if !compressed => length.min(max_bytes),
+        _ => max_bytes,
+    }
+}
+
 /// Reads the whole body, refusing more than `max_bytes` before and after decompression.
 pub async fn read_body(headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<Bytes, IngestError> {
     let encoding = headers

@@ -37,6 +37,8 @@ use crate::metrics::{IngestMetrics, ProtocolLabels, RejectLabels};
 
 /// How long clients are told to wait after an overload answer.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a request waits for room in the in-flight budget before it is refused.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
 /// Bodies larger than this are decoded on the blocking pool rather than the async runtime.
 const DECODE_INLINE_MAX_BYTES: usize = 64 * 1024;
 /// Semaphore permits are counted in KiB so a u32 covers any sane limit.
@@ -75,6 +77,8 @@ pub enum IngestError {
     StorageFull(String),
     #[error("storage unavailable: {0}")]
     Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl IngestError {
@@ -85,6 +89,7 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
             IngestError::Overloaded | IngestError::StorageFull(_) => "overloaded",
             IngestError::Storage(_) => "storage",
+            IngestError::Internal(_) => "internal",
         }
     }
 
@@ -131,14 +136,22 @@ impl Pipeline {
         &self.limits
     }
 
-    /// Reserves room for a request of `size_bytes`, or refuses it at once.
-    pub fn admit(&self, size_bytes: usize) -> Result<OwnedSemaphorePermit, IngestError> {
-        let units = size_bytes.div_ceil(PERMIT_UNIT_BYTES).max(1).min(u32::MAX as usize) as u32;
-        self.inflight.clone().try_acquire_many_owned(units).map_err(|_| IngestError::Overloaded)
+    /// Reserves room for a request of `size_bytes` (capped at the request limit), waiting a
+    /// short while for other requests to finish; refuses it when none frees up.
+    pub async fn admit(&self, size_bytes: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+        let units = size_bytes.min(self.max_request_bytes).div_ceil(PERMIT_UNIT_BYTES).max(1) as u32;
+        match tokio::time::timeout(ADMIT_WAIT, self.inflight.clone().acquire_many_owned(units)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(IngestError::Overloaded),
+        }
     }
 
-    /// Counts a request refused whole.
+    /// Counts a request refused whole. Refusals by storage are already counted per span by
+    /// [`Pipeline::ingest`].
     pub fn count_rejected_request(&self, protocol: Protocol, error: &IngestError) {
+        if matches!(error, IngestError::StorageFull(_) | IngestError::Storage(_)) {
+            return;
+        }
         self.metrics
             .requests_rejected
             .get_or_create(&RejectLabels { protocol: protocol.as_str(), reason: error.reason() })
@@ -160,7 +173,7 @@ impl Pipeline {
         }
         match tokio::task::spawn_blocking(move || decode(&limits, now)).await {
             Ok(result) => Ok(result?),
-            Err(join_error) => Err(IngestError::Storage(format!("decoder failed: {join_error}"))),
+            Err(join_error) => Err(IngestError::Internal(format!("decoder failed: {join_error}"))),
         }
     }
 

@@ -9,6 +9,11 @@
 //!
 //! gzip is accepted and sent; messages over `max_request_bytes` (after decompression) are
 //! refused by tonic with `RESOURCE_EXHAUSTED` before they are buffered whole.
+//!
+//! Memory: a call reserves `max_request_bytes` of the in-flight budget before tonic reads
+//! the message (its size is not known earlier), and holds it until the spans are committed.
+//! Overload is answered `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail, which the
+//! OTLP specification requires for clients to retry it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompre
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::otlp_http::status_of;
 use super::{IngestError, Pipeline, Protocol, RETRY_AFTER};
@@ -64,6 +70,13 @@ where
         }
         let pipeline = self.pipeline.clone();
         Box::pin(async move {
+            let _permit = match pipeline.admit(pipeline.max_request_bytes()).await {
+                Ok(permit) => permit,
+                Err(error) => {
+                    pipeline.count_rejected_request(Protocol::OtlpGrpc, &error);
+                    return Ok(to_status(&error).into_http());
+                }
+            };
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
             let mut grpc = Grpc::new(RawCodec)
@@ -97,13 +110,11 @@ fn count_refusal_before_handler(pipeline: &Pipeline, response: &http::Response<t
 
 fn to_status(error: &IngestError) -> Status {
     let (_, code) = status_of(error);
-    let mut status = Status::new(code, error.to_string());
-    if error.is_retryable()
-        && let Ok(value) = RETRY_AFTER.as_secs().to_string().parse()
-    {
-        status.metadata_mut().insert("retry-after", value);
+    if error.is_retryable() {
+        Status::with_error_details(code, error.to_string(), ErrorDetails::with_retry_info(Some(RETRY_AFTER)))
+    } else {
+        Status::new(code, error.to_string())
     }
-    status
 }
 
 /// The `Export` method.
@@ -122,7 +133,6 @@ impl UnaryService<Bytes> for Export {
         Box::pin(async move {
             let body = request.into_inner();
             let result = async {
-                let _permit = pipeline.admit(body.len())?;
                 let size_bytes = body.len();
                 let decoded = pipeline
                     .decode(size_bytes, move |limits, now| sextant_codec::decode_otlp_protobuf(&body, limits, now))

@@ -14,7 +14,7 @@ use axum::routing::post;
 use prost::Message;
 use sextant_codec::proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
-use super::body::{content_length, media_type, read_body};
+use super::body::{media_type, read_body, reserved_bytes};
 use super::{IngestError, Outcome, Pipeline, Protocol, RETRY_AFTER};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -67,9 +67,8 @@ async fn receive(
     body: Body,
     encoding: Encoding,
 ) -> Result<Outcome, IngestError> {
-    let max = pipeline.max_request_bytes();
-    let _permit = pipeline.admit(content_length(headers).unwrap_or(max).min(max))?;
-    let bytes = read_body(headers, body, max).await?;
+    let _permit = pipeline.admit(reserved_bytes(headers, pipeline.max_request_bytes())).await?;
+    let bytes = read_body(headers, body, pipeline.max_request_bytes()).await?;
     let decoded = pipeline
         .decode(bytes.len(), move |limits, now| match encoding {
             Encoding::Protobuf => sextant_codec::decode_otlp_protobuf(&bytes, limits, now),
@@ -108,6 +107,7 @@ pub fn status_of(error: &IngestError) -> (StatusCode, tonic::Code) {
         IngestError::Overloaded => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted),
         IngestError::StorageFull(_) => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::ResourceExhausted),
         IngestError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable),
+        IngestError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal),
     }
 }
 

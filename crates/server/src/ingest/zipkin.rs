@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::body::{content_length, media_type, read_body};
+use super::body::{media_type, read_body, reserved_bytes};
 use super::otlp_http::{status_of, with_retry_after};
 use super::{IngestError, Outcome, Pipeline, Protocol};
 
@@ -47,9 +47,8 @@ async fn receive(pipeline: &Pipeline, headers: &HeaderMap, body: Body) -> Result
             )));
         }
     }
-    let max = pipeline.max_request_bytes();
-    let _permit = pipeline.admit(content_length(headers).unwrap_or(max).min(max))?;
-    let bytes = read_body(headers, body, max).await?;
+    let _permit = pipeline.admit(reserved_bytes(headers, pipeline.max_request_bytes())).await?;
+    let bytes = read_body(headers, body, pipeline.max_request_bytes()).await?;
     let decoded =
         pipeline.decode(bytes.len(), move |limits, now| sextant_codec::decode_zipkin_json(&bytes, limits, now)).await?;
     pipeline.ingest(Protocol::Zipkin, decoded).await

@@ -204,6 +204,9 @@ async fn overload_is_refused_with_retry_after_and_recovers() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    use tonic_types::StatusExt;
+    let retry = status.get_details_retry_info().expect("RetryInfo tells OTLP clients to retry");
+    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(1)));
 
     // The slow client goes away; its permit is released and requests are served again.
     drop(slow);

@@ -206,6 +206,39 @@ impl BlockStore {
 
     /// Every span of the block, in block order (one request for the whole file).
     pub async fn read_spans(&self, meta: &BlockMeta) -> Result<Vec<Span>, BlockError> {
+        let (file, opened, plan) = self.whole_file(meta).await?;
+        self.decode(meta, file, opened, plan, RowFilter::All).await
+    }
+
+    /// Calls `f` on every span of the block, one decoded batch at a time, so memory holds
+    /// one batch rather than the whole block; returns the final `state`.
+    pub async fn fold_spans<S, F>(&self, meta: &BlockMeta, state: S, mut f: F) -> Result<S, BlockError>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &[Span]) + Send + 'static,
+    {
+        let (file, opened, plan) = self.whole_file(meta).await?;
+        let batch_rows = self.options.read_batch_rows;
+        let block_id = meta.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = state;
+            let batches = reader::batch_reader(file, &opened, &plan, batch_rows)?;
+            let mut decoder = SpanDecoder::default();
+            let mut spans = Vec::new();
+            for batch in batches {
+                spans.clear();
+                decoder
+                    .decode(&batch?, RowFilter::All, &mut spans)
+                    .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
+                f(&mut state, &spans);
+            }
+            Ok(state)
+        })
+        .await?
+    }
+
+    /// The whole data file in one request, its parsed footer and a plan to read every row.
+    async fn whole_file(&self, meta: &BlockMeta) -> Result<(SparseFile, OpenedBlock, ReadPlan), BlockError> {
         let bytes = self.store.get(&self.data_path(&meta.id)).await?.bytes().await?;
         let opened = match self.footers.get(&meta.id) {
             Some(opened) => opened,
@@ -224,7 +257,7 @@ impl BlockStore {
             }
         };
         let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
-        self.decode(meta, SparseFile::whole(bytes), opened, plan, RowFilter::All).await
+        Ok((SparseFile::whole(bytes), opened, plan))
     }
 
     /// The spans of the block that start in `[start_unix_nanos, end_unix_nanos]`, in block

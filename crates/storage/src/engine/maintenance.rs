@@ -1,0 +1,215 @@
+//! Background work: flushing the head to blocks, compaction, retention, deleting removed
+//! blocks. Each manifest change goes through `BlockStore::update_manifest`, which reloads the
+//! latest version and re-applies the change after a conflict or an unclear failure, so one
+//! failed commit never leaves the engine stuck behind the stored manifest.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use sextant_model::Span;
+use tracing::{info, warn};
+
+use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos};
+use crate::block::{BlockMeta, compaction, retention};
+use crate::head::Head;
+
+/// Puts the frozen head part back if a flush stops before its block is committed — by an
+/// error or by its future being dropped — so the next flush retries those spans.
+struct ThawOnDrop<'a> {
+    head: &'a RwLock<Head>,
+    armed: bool,
+}
+
+impl Drop for ThawOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.head.write().thaw();
+        }
+    }
+}
+
+impl Engine {
+    /// Whether the head is due for a flush by size or age.
+    pub fn flush_due(&self) -> bool {
+        let head = self.head.read();
+        let active = head.active();
+        !active.is_empty()
+            && (active.num_spans() >= self.options.head_max_spans
+                || active.size_bytes() >= self.options.head_max_bytes
+                || active.age().is_some_and(|age| age >= self.options.head_max_age))
+    }
+
+    /// Writes the head to a block, commits it to the manifest with the WAL checkpoint, then
+    /// removes the WAL segments the block covers. A no-op on an empty head.
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        let _manifest_guard = self.manifest_lock.lock().await;
+        let (checkpoint_seq, frozen) = {
+            let _gate = self.append_gate.write().await;
+            if self.head.read().active().is_empty() {
+                return Ok(());
+            }
+            let checkpoint_seq = self.wal.rotate().await?;
+            let frozen = self.head.write().freeze().expect("a frozen part is always released or thawed");
+            (checkpoint_seq, frozen)
+        };
+        let mut thaw = ThawOnDrop { head: &self.head, armed: true };
+        let spans: Vec<Span> = frozen.spans().cloned().collect();
+        let num_spans = spans.len();
+        drop(frozen);
+        let committed = async {
+            let meta = self.blocks.write_block(spans, 0).await?;
+            let manifest = self
+                .blocks
+                .update_manifest(MANIFEST_ATTEMPTS, |current| {
+                    let checkpoint = checkpoint_seq.max(current.wal_checkpoint_seq);
+                    Some(current.apply(&[], vec![meta.clone()]).with_wal_checkpoint(checkpoint))
+                })
+                .await?;
+            Ok::<_, EngineError>((meta, manifest))
+        }
+        .await;
+        match committed {
+            Ok((meta, manifest)) => {
+                *self.manifest.write() = Arc::new(manifest);
+                self.head.write().release_frozen();
+                thaw.armed = false;
+                self.wal.remove_segments_before(checkpoint_seq)?;
+                self.metrics.flushes.inc();
+                info!(block = %meta.id, num_spans, size_bytes = meta.size_bytes, "flushed head to block");
+                self.update_gauges();
+                Ok(())
+            }
+            Err(error) => {
+                drop(thaw);
+                self.metrics.flush_failures.inc();
+                warn!(%error, num_spans, "head flush failed; spans stay in the head and the log");
+                Err(error)
+            }
+        }
+    }
+
+    /// Flushes when the head is due. Errors are logged; the next round retries.
+    pub async fn flush_if_due(&self) {
+        if self.flush_due() {
+            let _ = self.flush().await;
+        }
+    }
+
+    /// Merges small blocks as the compaction policy says; duplicates are dropped. The merge
+    /// runs without the manifest lock; the commit checks that every input is still live.
+    pub async fn compact(&self) -> Result<usize, EngineError> {
+        let _one_at_a_time = self.compaction_lock.lock().await;
+        let jobs = compaction::plan(&self.manifest_snapshot().blocks, &self.options.compaction);
+        let mut done = 0;
+        for job in jobs {
+            let snapshot = self.manifest_snapshot();
+            let inputs: Vec<BlockMeta> = snapshot.blocks.iter().filter(|b| job.contains(&b.id)).cloned().collect();
+            if inputs.len() < 2 {
+                continue;
+            }
+            match self.compact_one(&job, &inputs).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    self.metrics.compaction_failures.inc();
+                    warn!(%error, "compaction failed");
+                    return Err(error);
+                }
+            }
+        }
+        self.update_gauges();
+        Ok(done)
+    }
+
+    /// One compaction job; `false` when its inputs changed meanwhile and it was dropped.
+    pub(super) async fn compact_one(&self, job: &[String], inputs: &[BlockMeta]) -> Result<bool, EngineError> {
+        let merged = self.blocks.compact(inputs).await?;
+        let _manifest_guard = self.manifest_lock.lock().await;
+        let committed = self
+            .blocks
+            .update_manifest(MANIFEST_ATTEMPTS, |current| {
+                current.contains_all(job).then(|| current.apply(job, vec![merged.clone()]))
+            })
+            .await?;
+        let applied = committed.block(&merged.id).is_some();
+        *self.manifest.write() = Arc::new(committed);
+        if applied {
+            self.schedule_deletes(inputs.to_vec());
+            self.metrics.compactions.inc();
+            info!(block = %merged.id, num_inputs = job.len(), num_spans = merged.num_spans, "compacted blocks");
+        } else {
+            // An input left the manifest meanwhile (retention): the output is not needed.
+            self.schedule_deletes(vec![merged]);
+        }
+        Ok(applied)
+    }
+
+    /// Removes blocks past the retention age or beyond the total size limit.
+    pub async fn apply_retention(&self, now_unix_nanos: u64) -> Result<usize, EngineError> {
+        let _manifest_guard = self.manifest_lock.lock().await;
+        let max_age_nanos = self.options.retention.as_nanos().min(u64::MAX as u128) as u64;
+        let mut expired: Vec<String> = Vec::new();
+        let committed = self
+            .blocks
+            .update_manifest(MANIFEST_ATTEMPTS, |current| {
+                expired = retention::plan(&current.blocks, now_unix_nanos, max_age_nanos, self.options.max_total_bytes);
+                (!expired.is_empty()).then(|| current.apply(&expired, Vec::new()))
+            })
+            .await?;
+        let before = self.manifest_snapshot();
+        let removed: Vec<BlockMeta> = before
+            .blocks
+            .iter()
+            .filter(|b| committed.block(&b.id).is_none() && expired.contains(&b.id))
+            .cloned()
+            .collect();
+        *self.manifest.write() = Arc::new(committed);
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        self.metrics.blocks_deleted_by_retention.inc_by(removed.len() as u64);
+        info!(num_blocks = removed.len(), "retention removed blocks");
+        let count = removed.len();
+        self.schedule_deletes(removed);
+        self.update_gauges();
+        Ok(count)
+    }
+
+    /// Compaction then retention; errors are logged and retried next round.
+    pub async fn compact_and_expire(&self) {
+        let _ = self.compact().await;
+        if let Err(error) = self.apply_retention(now_unix_nanos()).await {
+            warn!(%error, "retention failed");
+        }
+        self.delete_expired_blocks(BLOCK_DELETE_GRACE).await;
+    }
+
+    fn schedule_deletes(&self, blocks: Vec<BlockMeta>) {
+        let now = Instant::now();
+        self.pending_deletes.lock().extend(blocks.into_iter().map(|b| (now, b)));
+    }
+
+    /// Deletes blocks removed from the manifest at least `grace` ago.
+    pub async fn delete_expired_blocks(&self, grace: Duration) {
+        let due: Vec<BlockMeta> = {
+            let mut pending = self.pending_deletes.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, _)| at.elapsed() >= grace);
+            *pending = keep;
+            due.into_iter().map(|(_, b)| b).collect()
+        };
+        for block in due {
+            if let Err(error) = self.blocks.delete_block(&block).await {
+                warn!(%error, block = %block.id, "could not delete block; retrying later");
+                self.pending_deletes.lock().push((Instant::now(), block));
+            }
+        }
+    }
+
+    /// Flushes the head and deletes blocks waiting for deletion; called on shutdown.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        self.flush().await?;
+        self.delete_expired_blocks(Duration::ZERO).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! The engine: one owner for the WAL, the head, the blocks and the manifest.
+//!
+//! ```text
+//! append(spans) ──encode──> WAL (group-committed fsync) ──> head.active ──> acknowledged
+//!                                                               │ flush (size, age, shutdown)
+//!                                                               v
+//!                          head.frozen ──write_block──> blocks/{id}/ ──commit──> manifest
+//!                                                                                (+ WAL checkpoint)
+//! maintenance: flush when due · compaction (merge small blocks, drop duplicates) · retention
+//! ```
+//!
+//! Invariants:
+//! - a span is in the head only after its WAL record is committed, and its WAL segment is
+//!   removed only after a manifest that lists a block holding it is committed
+//!   (`wal_checkpoint_seq`), so a crash at any point loses nothing acknowledged;
+//! - appends hold `append_gate` for reading from WAL append to head insert; a flush takes it
+//!   for writing while it rotates the WAL and freezes the head, so the frozen part holds
+//!   exactly the records below the checkpoint;
+//! - `manifest_lock` serializes manifest commits (flush, compaction, retention) and the
+//!   update of the in-memory snapshot that follows each; readers take an `Arc<Manifest>`
+//!   snapshot and never wait. Compaction merges blocks without the lock and takes it only to
+//!   commit, so flushes are never held up by a long merge;
+//! - blocks removed from the manifest are deleted only a grace period later, so a reader
+//!   holding an older snapshot can still read them;
+//! - the WAL directory lock is taken before anything in the store is touched, so a second
+//!   process on the same data directory fails without deleting anything.
+
+mod catalog;
+mod maintenance;
+mod query;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sextant_model::{Span, SpanKind, TraceId};
+use tracing::{info, warn};
+
+use crate::block::{BlockError, BlockMeta, BlockStore, Manifest, compaction};
+use crate::head::Head;
+use crate::search::merge_trace_spans;
+use crate::wal::{Wal, WalError, WalMetrics, WalOptions};
+use catalog::Catalog;
+
+/// Defaults of [`EngineOptions`].
+pub const DEFAULT_HEAD_MAX_SPANS: usize = 1_000_000;
+pub const DEFAULT_HEAD_MAX_BYTES: usize = 512 * 1024 * 1024;
+pub const DEFAULT_HEAD_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a block removed from the manifest stays readable for older snapshots.
+pub const BLOCK_DELETE_GRACE: Duration = Duration::from_secs(30);
+/// How many times a manifest change is retried after a conflict or an unclear failure.
+const MANIFEST_ATTEMPTS: usize = 5;
+/// Searches running at once; more wait their turn, so memory stays bounded.
+const MAX_CONCURRENT_SEARCHES: usize = 4;
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub data_dir: PathBuf,
+    pub wal: WalOptions,
+    /// Flush the head to a block when it holds this many spans…
+    pub head_max_spans: usize,
+    /// …or this many bytes…
+    pub head_max_bytes: usize,
+    /// …or when its oldest span arrived this long ago.
+    pub head_max_age: Duration,
+    /// Blocks whose newest span is older than this are deleted.
+    pub retention: Duration,
+    /// Oldest blocks are deleted while all blocks together exceed this size.
+    pub max_total_bytes: Option<u64>,
+    pub compaction: compaction::CompactionPolicy,
+    pub compaction_interval: Duration,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            data_dir: data_dir.into(),
+            wal: WalOptions::default(),
+            head_max_spans: DEFAULT_HEAD_MAX_SPANS,
+            head_max_bytes: DEFAULT_HEAD_MAX_BYTES,
+            head_max_age: DEFAULT_HEAD_MAX_AGE,
+            retention: DEFAULT_RETENTION,
+            max_total_bytes: None,
+            compaction: compaction::CompactionPolicy::default(),
+            compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+        }
+    }
+
+    /// Above this the head refuses appends until a flush catches up: memory stays bounded.
+    fn head_hard_limit_bytes(&self) -> usize {
+        self.head_max_bytes.saturating_mul(2)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] WalError),
+    #[error("block storage: {0}")]
+    Block(#[from] BlockError),
+    #[error("overloaded: the head holds {head_bytes} bytes waiting to be flushed")]
+    Overloaded { head_bytes: usize },
+}
+
+/// The engine's own metrics; the WAL's are in `wal`.
+#[derive(Clone, Debug, Default)]
+pub struct EngineMetrics {
+    pub wal: WalMetrics,
+    head_spans: Gauge,
+    head_traces: Gauge,
+    head_bytes: Gauge,
+    blocks: Gauge,
+    block_bytes: Gauge,
+    flushes: Counter,
+    flush_failures: Counter,
+    compactions: Counter,
+    compaction_failures: Counter,
+    blocks_deleted_by_retention: Counter,
+    replayed_spans: Counter,
+    undecodable_records: Counter,
+}
+
+impl EngineMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        self.wal.register(registry);
+        let r = registry.sub_registry_with_prefix("sextant");
+        r.register("head_spans", "Spans in the head (not yet in a block)", self.head_spans.clone());
+        r.register("head_traces", "Traces in the head", self.head_traces.clone());
+        r.register("head_bytes", "Approximate memory held by head spans", self.head_bytes.clone());
+        r.register("blocks", "Blocks in the manifest", self.blocks.clone());
+        r.register("block_bytes", "Bytes of all blocks in the manifest", self.block_bytes.clone());
+        r.register("head_flushes", "Head flushes to blocks", self.flushes.clone());
+        r.register("head_flush_failures", "Head flushes that failed and will be retried", self.flush_failures.clone());
+        r.register("compactions", "Compactions completed", self.compactions.clone());
+        r.register("compaction_failures", "Compactions that failed", self.compaction_failures.clone());
+        r.register("retention_deleted_blocks", "Blocks deleted by retention", self.blocks_deleted_by_retention.clone());
+        r.register("wal_replayed_spans", "Spans replayed from the WAL at start", self.replayed_spans.clone());
+        r.register(
+            "wal_undecodable_records",
+            "WAL records with a valid checksum that could not be decoded, set aside at start",
+            self.undecodable_records.clone(),
+        );
+    }
+}
+
+pub struct Engine {
+    options: EngineOptions,
+    wal: Wal,
+    head: RwLock<Head>,
+    blocks: BlockStore,
+    manifest: RwLock<Arc<Manifest>>,
+    manifest_lock: tokio::sync::Mutex<()>,
+    /// One compaction at a time (it runs without `manifest_lock`).
+    compaction_lock: tokio::sync::Mutex<()>,
+    append_gate: tokio::sync::RwLock<()>,
+    search_permits: tokio::sync::Semaphore,
+    catalog: RwLock<Catalog>,
+    pending_deletes: Mutex<Vec<(Instant, BlockMeta)>>,
+    metrics: EngineMetrics,
+}
+
+pub fn now_unix_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+impl Engine {
+    /// Opens the data directory: locks the WAL, loads the manifest, removes blocks an
+    /// interrupted flush or compaction left behind, and replays the WAL records the manifest
+    /// does not cover into the head.
+    pub async fn open(options: EngineOptions, metrics: EngineMetrics) -> Result<Arc<Engine>, EngineError> {
+        let started = Instant::now();
+        let (wal, replay) = Wal::open(&options.data_dir.join("wal"), options.wal.clone(), metrics.wal.clone())?;
+        let blocks = BlockStore::local(&options.data_dir.join("store"))?;
+        let mut manifest = blocks.load_manifest().await?;
+        remove_unlisted_blocks(&blocks, &manifest).await;
+
+        let mut head = Head::default();
+        let mut catalog = Catalog::default();
+        let mut replayed = 0u64;
+        for record in replay {
+            let (seq, payload) = record?;
+            if seq < manifest.wal_checkpoint_seq {
+                continue;
+            }
+            match sextant_codec::decode_spans(&payload) {
+                Ok(spans) => {
+                    replayed += spans.len() as u64;
+                    catalog.add_spans(&spans);
+                    head.insert(spans);
+                }
+                Err(error) => {
+                    metrics.undecodable_records.inc();
+                    set_aside(&options.data_dir, seq, &payload, &error.to_string());
+                }
+            }
+        }
+        metrics.replayed_spans.inc_by(replayed);
+        if replayed > 0 {
+            info!(num_spans = replayed, elapsed_ms = started.elapsed().as_millis() as u64, "replayed write-ahead log");
+        }
+
+        // A WAL whose next record would fall below the checkpoint (its directory was lost
+        // while the store was kept) would have its new records skipped at the next replay.
+        let next_seq = wal.rotate().await?;
+        if next_seq < manifest.wal_checkpoint_seq {
+            warn!(next_seq, checkpoint = manifest.wal_checkpoint_seq, "write-ahead log restarted below its checkpoint");
+            manifest = blocks
+                .update_manifest(MANIFEST_ATTEMPTS, |current| Some(current.with_wal_checkpoint(next_seq)))
+                .await?;
+        }
+        for meta in &manifest.blocks {
+            catalog.add_operations(&meta.operations);
+        }
+        let engine = Engine {
+            options,
+            wal,
+            head: RwLock::new(head),
+            blocks,
+            manifest: RwLock::new(Arc::new(manifest)),
+            manifest_lock: tokio::sync::Mutex::new(()),
+            compaction_lock: tokio::sync::Mutex::new(()),
+            append_gate: tokio::sync::RwLock::new(()),
+            search_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES),
+            catalog: RwLock::new(catalog),
+            pending_deletes: Mutex::new(Vec::new()),
+            metrics,
+        };
+        engine.update_gauges();
+        Ok(Arc::new(engine))
+    }
+
+    /// Makes spans durable and queryable. Returns once they are committed to the WAL.
+    pub async fn append(&self, spans: Vec<Span>) -> Result<(), EngineError> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let head_bytes = self.head.read().size_bytes();
+        if head_bytes > self.options.head_hard_limit_bytes() {
+            return Err(EngineError::Overloaded { head_bytes });
+        }
+        let payload = Bytes::from(sextant_codec::encode_spans(&spans));
+        let _gate = self.append_gate.read().await;
+        self.wal.append(payload).await?;
+        self.catalog.write().add_spans(&spans);
+        let mut head = self.head.write();
+        head.insert(spans);
+        self.metrics.head_spans.set(head.num_spans() as i64);
+        self.metrics.head_bytes.set(head.size_bytes() as i64);
+        Ok(())
+    }
+
+    /// Every span of a trace, from the head and every block, one copy each, by start time.
+    pub async fn trace(&self, trace_id: TraceId) -> Result<Vec<Span>, EngineError> {
+        let mut spans: Vec<Span> = {
+            let head = self.head.read();
+            head.parts().filter_map(|part| part.trace(&trace_id)).flatten().cloned().collect()
+        };
+        let manifest = self.manifest_snapshot();
+        for meta in &manifest.blocks {
+            spans.extend(self.blocks.read_trace(meta, trace_id).await?);
+        }
+        Ok(merge_trace_spans(spans))
+    }
+
+    /// Every service that sent spans, sorted.
+    pub fn services(&self) -> Vec<String> {
+        self.catalog.read().services()
+    }
+
+    /// The operations (span name, kind) of a service, sorted; `None` for an unknown service.
+    pub fn operations(&self, service: &str) -> Option<Vec<(String, SpanKind)>> {
+        self.catalog.read().operations(service)
+    }
+
+    pub fn manifest_snapshot(&self) -> Arc<Manifest> {
+        self.manifest.read().clone()
+    }
+
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    fn update_gauges(&self) {
+        {
+            let head = self.head.read();
+            self.metrics.head_spans.set(head.num_spans() as i64);
+            self.metrics.head_traces.set(head.num_traces() as i64);
+            self.metrics.head_bytes.set(head.size_bytes() as i64);
+        }
+        let manifest = self.manifest_snapshot();
+        self.metrics.blocks.set(manifest.blocks.len() as i64);
+        self.metrics.block_bytes.set(manifest.blocks.iter().map(|b| b.size_bytes as i64).sum());
+    }
+}
+
+/// Deletes blocks that no manifest lists: written by a flush or compaction that stopped
+/// before its manifest commit. Safe only while this process holds the data directory (the
+/// WAL lock), at open.
+async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
+    let listed: BTreeSet<&str> = manifest.blocks.iter().map(|b| b.id.as_str()).collect();
+    let ids = match blocks.list_block_ids().await {
+        Ok(ids) => ids,
+        Err(error) => return warn!(%error, "cannot list blocks to remove unfinished ones"),
+    };
+    for id in ids.iter().filter(|id| !listed.contains(id.as_str())) {
+        match blocks.delete_block_id(id).await {
+            Ok(()) => info!(block = %id, "removed a block no manifest lists (an interrupted flush or compaction)"),
+            Err(error) => warn!(%error, block = %id, "cannot remove an unlisted block"),
+        }
+    }
+}
+
+/// Keeps a WAL record that passed its checksum but could not be decoded (a format bug) in
+/// `<data_dir>/wal-undecodable/{seq}.otlp` for inspection; replay goes on without it.
+fn set_aside(data_dir: &Path, seq: u64, payload: &[u8], error: &str) {
+    let dir = data_dir.join("wal-undecodable");
+    let path = dir.join(format!("{seq:020}.otlp"));
+    let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, payload));
+    match saved {
+        Ok(()) => warn!(seq, %error, path = %path.display(), "undecodable WAL record set aside"),
+        Err(io) => warn!(seq, %error, %io, "undecodable WAL record could not be set aside; skipped"),
+    }
+}

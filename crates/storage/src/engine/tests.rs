@@ -1,0 +1,173 @@
+//! Engine tests on a temporary directory, without the server.
+
+use super::*;
+use crate::block::BlockStore;
+use sextant_model::SpanId;
+
+fn spans(trace: u8, count: u8) -> Vec<Span> {
+    let now = now_unix_nanos();
+    (1..=count).map(|i| Span::new(TraceId([trace; 16]), SpanId([i; 8]), "op", now - 1000, now)).collect()
+}
+
+async fn open(dir: &std::path::Path, adjust: impl FnOnce(&mut EngineOptions)) -> Arc<Engine> {
+    let mut options = EngineOptions::new(dir);
+    options.wal.fsync = false;
+    adjust(&mut options);
+    Engine::open(options, EngineMetrics::default()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_full_head_refuses_appends_until_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |o| o.head_max_bytes = 1).await;
+    engine.append(spans(1, 3)).await.unwrap();
+    let refused = engine.append(spans(2, 1)).await;
+    assert!(matches!(refused, Err(EngineError::Overloaded { .. })), "{refused:?}");
+    engine.flush().await.unwrap();
+    engine.append(spans(2, 1)).await.unwrap();
+    assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn retention_removes_expired_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |o| o.retention = Duration::from_secs(3600)).await;
+    engine.append(spans(1, 2)).await.unwrap();
+    engine.flush().await.unwrap();
+    assert_eq!(engine.apply_retention(now_unix_nanos()).await.unwrap(), 0, "young block kept");
+    let two_hours_later = now_unix_nanos() + 2 * 3600 * 1_000_000_000;
+    assert_eq!(engine.apply_retention(two_hours_later).await.unwrap(), 1);
+    assert!(engine.manifest_snapshot().blocks.is_empty());
+    assert!(engine.trace(TraceId([1; 16])).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retention_by_size_removes_the_oldest_blocks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |o| o.max_total_bytes = Some(1)).await;
+    engine.append(spans(1, 2)).await.unwrap();
+    engine.flush().await.unwrap();
+    assert_eq!(engine.apply_retention(now_unix_nanos()).await.unwrap(), 1);
+    assert!(engine.manifest_snapshot().blocks.is_empty());
+}
+
+#[tokio::test]
+async fn reopening_replays_only_what_no_block_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path(), |_| {}).await;
+        engine.append(spans(1, 2)).await.unwrap();
+        engine.flush().await.unwrap();
+        engine.append(spans(2, 3)).await.unwrap();
+    }
+    let metrics = EngineMetrics::default();
+    let mut options = EngineOptions::new(dir.path());
+    options.wal.fsync = false;
+    let engine = Engine::open(options, metrics.clone()).await.unwrap();
+    assert_eq!(metrics.replayed_spans.get(), 3, "the flushed trace is not replayed");
+    assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 2);
+    assert_eq!(engine.trace(TraceId([2; 16])).await.unwrap().len(), 3);
+    assert_eq!(engine.services(), vec![sextant_model::UNKNOWN_SERVICE.to_string()]);
+}
+
+#[tokio::test]
+async fn blocks_left_by_an_interrupted_flush_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::local(&dir.path().join("store")).unwrap();
+    let orphan = store.write_block(spans(9, 2), 0).await.unwrap();
+    assert_eq!(store.list_block_ids().await.unwrap(), vec![orphan.id.clone()]);
+    let engine = open(dir.path(), |_| {}).await;
+    assert!(engine.blocks.list_block_ids().await.unwrap().is_empty());
+}
+
+fn span_of(service: &str, trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
+    let mut span = Span::new(TraceId([trace; 16]), SpanId([id; 8]), "op", start, start + 10);
+    span.parent_span_id = parent.map(|p| SpanId([p; 8]));
+    span.resource = Arc::new(sextant_model::Resource {
+        attributes: vec![sextant_model::KeyValue::string("service.name", service)],
+        ..Default::default()
+    });
+    span
+}
+
+/// Regression: search used a trace's start as seen in the blocks it scanned, so a trace whose
+/// root sat in a block without the queried service was ranked too new and the next page's
+/// cursor skipped newer traces.
+#[tokio::test]
+async fn search_pages_by_true_trace_start_across_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    let base = now_unix_nanos() - 1_000_000_000;
+    // Trace X: root in service A at base+100 (block 1), child in service B at base+300 (block 2).
+    engine.append(vec![span_of("a", 1, 1, None, base + 100)]).await.unwrap();
+    engine.flush().await.unwrap();
+    engine.append(vec![span_of("b", 1, 2, Some(1), base + 300)]).await.unwrap();
+    // Trace Y: all service B, starting at base+200.
+    engine.append(vec![span_of("b", 2, 1, None, base + 200)]).await.unwrap();
+    engine.flush().await.unwrap();
+
+    let mut query = crate::search::SearchQuery { service: Some("b".into()), limit: 1, ..Default::default() };
+    let page1 = engine.search(&query).await.unwrap();
+    assert_eq!(page1.traces.iter().map(|t| t.trace_id).collect::<Vec<_>>(), vec![TraceId([2; 16])]);
+    query.cursor = page1.next_cursor;
+    let page2 = engine.search(&query).await.unwrap();
+    assert_eq!(page2.traces.iter().map(|t| t.trace_id).collect::<Vec<_>>(), vec![TraceId([1; 16])]);
+    assert_eq!(page2.traces[0].start_unix_nanos, base + 100);
+    assert!(page2.next_cursor.is_none());
+}
+
+/// Regression: with the WAL directory lost but the store kept, new records got sequence
+/// numbers below the manifest's checkpoint and were skipped by the next replay.
+#[tokio::test]
+async fn records_survive_a_lost_wal_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path(), |_| {}).await;
+        for trace in 1..=3 {
+            engine.append(spans(trace, 2)).await.unwrap();
+        }
+        engine.flush().await.unwrap();
+        assert!(engine.manifest_snapshot().wal_checkpoint_seq > 0);
+    }
+    std::fs::remove_dir_all(dir.path().join("wal")).unwrap();
+    {
+        let engine = open(dir.path(), |_| {}).await;
+        engine.append(spans(9, 4)).await.unwrap();
+    }
+    let engine = open(dir.path(), |_| {}).await;
+    assert_eq!(engine.trace(TraceId([9; 16])).await.unwrap().len(), 4, "acknowledged after the loss, then replayed");
+    assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 2, "still in its block");
+}
+
+/// Regression: a second process opening the same data directory deleted the first one's
+/// not-yet-committed block before failing on the WAL lock.
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path(), |_| {}).await;
+    let in_flight = first.blocks.write_block(spans(5, 2), 0).await.unwrap();
+    let mut options = EngineOptions::new(dir.path());
+    options.wal.fsync = false;
+    let second = Engine::open(options, EngineMetrics::default()).await;
+    assert!(matches!(second, Err(EngineError::Wal(WalError::Locked { .. }))), "{:?}", second.err());
+    assert_eq!(first.blocks.list_block_ids().await.unwrap(), vec![in_flight.id]);
+}
+
+#[tokio::test]
+async fn compaction_output_is_dropped_when_retention_removed_an_input_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    for trace in 1..=2 {
+        engine.append(spans(trace, 2)).await.unwrap();
+        engine.flush().await.unwrap();
+    }
+    let manifest = engine.manifest_snapshot();
+    let job: Vec<String> = manifest.blocks.iter().map(|b| b.id.clone()).collect();
+    let inputs = manifest.blocks.clone();
+    // Retention removes the first input before the compaction commits.
+    engine.blocks.update_manifest(1, |current| Some(current.apply(&job[..1], Vec::new()))).await.unwrap();
+    assert!(!engine.compact_one(&job, &inputs).await.unwrap());
+    let live = engine.manifest_snapshot();
+    assert_eq!(live.blocks.len(), 1);
+    assert_eq!(live.blocks[0].id, job[1], "the untouched input stays live");
+}
