@@ -21,6 +21,14 @@ pub use ids::{IdError, SpanId, TraceId};
 /// The `service.name` used when a resource carries none (as the OpenTelemetry SDKs do).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
+/// The current time in unix nanoseconds (0 if the clock is before 1970).
+pub fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// An attribute value: the OpenTelemetry `AnyValue`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AnyValue {

@@ -52,7 +52,6 @@ mod tests;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -150,9 +149,7 @@ pub fn block_id_created_unix_millis(id: &str) -> Option<u64> {
     u64::from_str_radix(&id[..16], 16).ok()
 }
 
-pub(crate) fn now_unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
+pub(crate) use sextant_model::now_unix_nanos;
 
 #[cfg(test)]
 mod id_tests {

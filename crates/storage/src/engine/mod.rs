@@ -34,7 +34,7 @@ mod tests;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -169,9 +169,7 @@ pub struct Engine {
     metrics: EngineMetrics,
 }
 
-pub fn now_unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
+pub use sextant_model::now_unix_nanos;
 
 impl Engine {
     /// Opens the data directory: locks the WAL, loads the manifest, removes blocks an
