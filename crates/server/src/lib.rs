@@ -3,9 +3,11 @@
 //! - [`config`]: file, environment and flags resolved into one [`config::Config`];
 //! - [`ingest`]: OTLP/gRPC, OTLP/HTTP and Zipkin receivers and the pipeline they share;
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
-//! - [`serve`]: starts and stops all of it.
+//! - [`serve`]: starts and stops all of it;
+//! - [`bench`]: `sextant bench`, benchmarks of a real server.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod ingest;
 pub mod metrics;

@@ -40,6 +40,8 @@ enum Command {
     Serve(ConfigArgs),
     /// Print the effective configuration (defaults, file, SEXTANT_* environment, flags) as TOML.
     Config(ConfigArgs),
+    /// Reproducible benchmarks against a real server (started for the run, or --endpoint).
+    Bench(sextant_server::bench::BenchArgs),
 }
 
 fn load(args: &ConfigArgs) -> Result<(RawConfig, sextant_server::config::Config), ExitCode> {
@@ -64,6 +66,7 @@ fn init_logging(config_level: &str, flag_level: Option<&str>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => sextant_server::bench::main(args),
         Command::Config(args) => match load(&args) {
             Ok((raw, _)) => {
                 print!("{}", raw.to_toml());

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod bench;
 mod cli;
 mod crash;
 mod http_receivers;
