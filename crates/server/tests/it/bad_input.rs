@@ -143,13 +143,7 @@ async fn grpc_refuses_garbage_and_oversized_messages_and_keeps_serving() {
     );
 
     // A valid, empty request still works on the same server.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.otlp_grpc_address))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client =
-        sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel);
+    let mut client = grpc_client(server.otlp_grpc_address).await;
     let empty = client
         .export(sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default())
         .await
@@ -192,13 +186,7 @@ async fn overload_is_refused_with_retry_after_and_recovers() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "1");
 
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.otlp_grpc_address))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client =
-        sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel);
+    let mut client = grpc_client(server.otlp_grpc_address).await;
     let status = client
         .export(sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest::default())
         .await

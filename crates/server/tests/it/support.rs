@@ -31,6 +31,16 @@ pub async fn start_server_with(dir: &Path, settings: &[(&str, &str)]) -> Server 
     Server::start(config).await.unwrap()
 }
 
+/// A generated OTLP TraceService client connected to `address`.
+pub async fn grpc_client(
+    address: std::net::SocketAddr,
+) -> sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
+    tonic::transport::Channel,
+> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel)
+}
+
 pub fn query_url(server: &Server, path: &str) -> String {
     format!("http://{}{}", server.query_address, path)
 }
@@ -132,6 +142,17 @@ impl ChildServer {
             .spawn()
             .expect("starting the sextant binary");
         ChildServer { child, grpc_port: ports[0], query_port: ports[3] }
+    }
+
+    /// A generated OTLP TraceService client connected to `address`.
+    pub async fn grpc_client(
+        address: std::net::SocketAddr,
+    ) -> sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
+        tonic::transport::Channel,
+    > {
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+        sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel)
     }
 
     pub fn query_url(&self, path: &str) -> String {
