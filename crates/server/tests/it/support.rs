@@ -144,17 +144,6 @@ impl ChildServer {
         ChildServer { child, grpc_port: ports[0], query_port: ports[3] }
     }
 
-    /// A generated OTLP TraceService client connected to `address`.
-    pub async fn grpc_client(
-        address: std::net::SocketAddr,
-    ) -> sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
-        tonic::transport::Channel,
-    > {
-        let channel =
-            tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-        sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel)
-    }
-
     pub fn query_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.query_port, path)
     }
