@@ -3,6 +3,7 @@
 # and a build of the fuzz targets. Installs what the tests need first (pyarrow, used to
 # prove blocks are readable by a third-party Parquet reader).
 set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 
 # A target directory outside the clone is reused across clones on the same machine.
@@ -22,8 +23,11 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked
-
 step "fuzz targets build"
 scripts/fuzz-build.sh
+
+step "cargo test"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
