@@ -60,7 +60,9 @@ fn init_logging(config_level: &str, flag_level: Option<&str>) {
         (None, Some(rust_log)) => EnvFilter::new(rust_log),
         (None, None) => EnvFilter::new(config_level),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {

@@ -66,8 +66,7 @@ impl IngestOutcome {
 
     /// The latency below which `quantile` (0 to 1) of the successful exports finished.
     pub fn latency_quantile(&self, quantile: f64) -> Option<Duration> {
-        let last = self.latencies.len().checked_sub(1)?;
-        Some(self.latencies[((last as f64) * quantile).round() as usize])
+        super::report::quantile(&self.latencies, quantile)
     }
 
     fn merge(&mut self, other: IngestOutcome) {

@@ -5,16 +5,24 @@
 //!                                                                     │ SIGTERM: head flushed
 //!                         report <── acked spans/s, VmHWM, bytes of store/blocks + wal
 //! --replay: same load into a fresh dir ─> SIGKILL ─> respawn ─> time until the API answers
+//!
+//! query: load as above ─> SIGTERM (head → block) ─> respawn on the same dir (--head: no
+//!        restart, head limits raised)
+//!        ─> the published query set over /api/v1, each answer checked against the workload
 //! ```
 //!
 //! - [`workload`]: the reference workload of DESIGN.md, scaled by `--traces`;
 //! - [`ingest`]: the OTLP/gRPC sender and its counts;
+//! - [`query`]: the query set, what each answer must hold, the timing;
 //! - [`server_process`]: the server as a child process and what is measured from outside it;
-//! - [`report`]: the table and the JSON.
+//! - [`http`]: the small HTTP/1.1 client of the query API;
+//! - [`report`]: the tables and the JSON.
 //!
 //! Errors are `anyhow`: this is the binary's edge, every error ends as one line on stderr.
 
+pub mod http;
 pub mod ingest;
+pub mod query;
 pub mod report;
 pub mod rng;
 pub mod server_process;
@@ -28,14 +36,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use self::report::{IngestSummary, Machine, Parameters, ReplaySummary, Report, ServerSummary, WorkloadSummary};
+use self::report::{
+    IngestSummary, Machine, Parameters, QueryReport, ReplaySummary, Report, ServerSummary, WorkloadSummary,
+};
 use self::server_process::{READY_TIMEOUT, ServerProcess, dir_size_bytes, metric_value};
 use self::workload::{SPANS_PER_TRACE, Workload, WorkloadParams};
 
 /// Spans end no later than this long before the benchmark starts.
 const END_BEFORE_NOW: Duration = Duration::from_secs(60);
-/// `storage.head_max_bytes` of the `--replay` servers: more than any workload needs.
-const HEAD_MAX_BYTES_FOR_REPLAY: u64 = 1 << 40;
+/// `storage.head_max_bytes` of servers that keep a whole workload in the head: more than any
+/// workload needs.
+const HEAD_MAX_BYTES_UNBOUNDED: u64 = 1 << 40;
+
+/// Settings under which a server keeps `num_spans` spans in its head: no flush by count, size
+/// or age during a run (`ingest --replay`, `query --head`).
+fn keep_in_head(num_spans: u64) -> [(&'static str, String); 3] {
+    [
+        ("SEXTANT_STORAGE_HEAD_MAX_SPANS", (num_spans + 1).to_string()),
+        ("SEXTANT_STORAGE_HEAD_MAX_BYTES", HEAD_MAX_BYTES_UNBOUNDED.to_string()),
+        ("SEXTANT_STORAGE_HEAD_MAX_AGE", "24h".to_string()),
+    ]
+}
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -54,6 +75,21 @@ pub enum BenchCommand {
     /// variables of the environment pass through to the started server. Exits with 1 when some
     /// span was not acknowledged.
     Ingest(IngestArgs),
+    /// Query latency: the published query set of the Jaeger ClickHouse benchmark, p50 and p99.
+    ///
+    /// Loads the reference workload (as `ingest` does) into a `sextant serve` started for the
+    /// run, stops it with SIGTERM (the head is flushed to a block) and starts it again on the
+    /// same directory, so queries read blocks as they would in production (`--head`: no
+    /// restart, the head is queried). Then, over the native HTTP API, one at a time: services,
+    /// operations of a service, trace by ID (random trace IDs of the workload), search by
+    /// service, operation, duration range, timestamp range, attribute and all filters
+    /// together, each search with `--limit` results, newest first. Search parameters are taken
+    /// from the generated data, and every answer is checked against the workload: a trace must
+    /// come back with all its spans, a search with exactly the newest matching traces. Reports
+    /// p50, p99 and mean per query beside the published figures and the targets, the number of
+    /// results, and the server's peak memory while answering. Exits with 1 when some answer
+    /// was wrong.
+    Query(QueryArgs),
 }
 
 /// What to generate; shared by every benchmark that loads data.
@@ -102,6 +138,46 @@ pub struct IngestArgs {
     pub json: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Clone, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Requests in flight while loading.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    /// Timed runs of each query other than trace by ID, after one untimed warm-up run.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub repetitions: u64,
+    /// Trace IDs fetched by each trace-by-ID query, drawn at random from the workload; each is
+    /// fetched once, after one warm-up request.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub trace_ids: u64,
+    /// Traces per search answer (`limit`).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub limit: u64,
+    /// Query right after the load, without the stop and restart, with the started server's
+    /// head limits raised (`storage.head_max_spans`, `head_max_bytes`, `head_max_age`) so that
+    /// every span is still in the head.
+    #[arg(long)]
+    pub head: bool,
+    /// Query this running server's query API instead of starting one. It must hold exactly the
+    /// workload of the same --seed, --traces and --days (for example loaded with
+    /// `sextant bench ingest --endpoint`); the time of the load is found from one of its traces.
+    /// Memory is then not measured.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["data_dir", "keep_data", "head"])]
+    pub endpoint_query: Option<String>,
+    /// Directory for the started server's data and log (`query/`, `query.log`); must be empty
+    /// or absent. Default: a temporary directory, removed at the end.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the temporary data directory.
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
 /// Runs `sextant bench …` and prints errors; the process's exit code.
 pub fn main(args: BenchArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
@@ -112,14 +188,21 @@ pub fn main(args: BenchArgs) -> ExitCode {
         }
     };
     let result = match args.command {
-        BenchCommand::Ingest(args) => runtime.block_on(run_ingest(&args)),
+        BenchCommand::Ingest(args) => runtime.block_on(run_ingest(&args)).map(|report| {
+            (report.ingest.spans_acknowledged >= report.workload.spans)
+                .then_some(())
+                .ok_or("not every span was acknowledged")
+        }),
+        BenchCommand::Query(args) => runtime.block_on(query::run(&args)).map(|report: QueryReport| {
+            (report.failures() == 0).then_some(()).ok_or("some answers were wrong (see the failures column)")
+        }),
     };
     match result {
-        Ok(report) if report.ingest.spans_acknowledged < report.workload.spans => {
-            eprintln!("error: not every span was acknowledged");
+        Ok(Err(message)) => {
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -129,17 +212,21 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 pub(crate) use sextant_model::now_unix_nanos;
 
-fn generate(args: &WorkloadArgs) -> (Workload, WorkloadSummary) {
-    let params = WorkloadParams {
+/// The workload `args` asks for, ending a minute before now.
+fn workload_params(args: &WorkloadArgs) -> WorkloadParams {
+    WorkloadParams {
         seed: args.seed,
         num_traces: args.traces,
         days: args.days,
         batch_spans: args.batch_spans as usize,
         end_unix_nanos: now_unix_nanos() - END_BEFORE_NOW.as_nanos() as u64,
-    };
+    }
+}
+
+fn generate(params: &WorkloadParams) -> (Workload, WorkloadSummary) {
     eprintln!("generating {} spans in {} requests…", params.num_spans(), params.num_batches());
     let started = Instant::now();
-    let workload = workload::generate(&params, Machine::this().cpus);
+    let workload = workload::generate(params, Machine::this().cpus);
     let summary = WorkloadSummary {
         spans: workload.num_spans,
         requests: workload.batches.len(),
@@ -161,12 +248,13 @@ struct DataRoot {
 }
 
 impl DataRoot {
-    fn prepare(args: &IngestArgs) -> anyhow::Result<DataRoot> {
-        let (path, remove) = match &args.data_dir {
-            Some(path) => (path.clone(), false),
+    /// `given` (kept at the end), or a new temporary directory removed at the end unless `keep`.
+    fn prepare(given: Option<&Path>, keep: bool) -> anyhow::Result<DataRoot> {
+        let (path, remove) = match given {
+            Some(path) => (path.to_path_buf(), false),
             None => {
                 let name = format!("sextant-bench-{}-{}", std::process::id(), now_unix_nanos());
-                (std::env::temp_dir().join(name), !args.keep_data)
+                (std::env::temp_dir().join(name), !keep)
             }
         };
         if path.exists() && std::fs::read_dir(&path)?.next().is_some() {
@@ -188,7 +276,7 @@ impl Drop for DataRoot {
 }
 
 async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
-    let (workload, workload_summary) = generate(&args.workload);
+    let (workload, workload_summary) = generate(&workload_params(&args.workload));
     let workload = Arc::new(workload);
     let concurrency = args.concurrency as usize;
     let server_settings: BTreeMap<String, String> = match args.endpoint {
@@ -201,7 +289,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
             (ingest::send(workload.clone(), endpoint, concurrency).await?, None, None)
         }
         None => {
-            let root = DataRoot::prepare(args)?;
+            let root = DataRoot::prepare(args.data_dir.as_deref(), args.keep_data)?;
             let executable = std::env::current_exe().context("finding the sextant executable")?;
             let (outcome, server) =
                 measure_ingest(&executable, &root.path.join("ingest"), &workload, concurrency).await?;
@@ -240,6 +328,25 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// A server started on the fresh `data_dir` (log beside it) with `settings` added, loaded with
+/// `workload`; what it acknowledged and the server's CPU time while loading.
+async fn start_and_load(
+    executable: &Path,
+    data_dir: &Path,
+    workload: &Arc<Workload>,
+    concurrency: usize,
+    settings: &[(&str, String)],
+) -> anyhow::Result<(ServerProcess, ingest::IngestOutcome, f64)> {
+    let mut server = ServerProcess::spawn(executable, data_dir, &data_dir.with_extension("log"), settings)?;
+    server.wait_ready(READY_TIMEOUT).await?;
+    eprintln!("server {} ready; sending with {concurrency} requests in flight…", server.pid());
+    let cpu_before = server.cpu_seconds()?;
+    let outcome = ingest::send(workload.clone(), &server.grpc_address.to_string(), concurrency).await?;
+    let ingest_cpu_seconds = server.cpu_seconds()? - cpu_before;
+    eprintln!("acknowledged {} spans in {:.2} s", outcome.spans_acknowledged, outcome.elapsed.as_secs_f64());
+    Ok((server, outcome, ingest_cpu_seconds))
+}
+
 /// Ingest into a fresh server, then a graceful stop; disk and memory measured.
 async fn measure_ingest(
     executable: &Path,
@@ -247,17 +354,9 @@ async fn measure_ingest(
     workload: &Arc<Workload>,
     concurrency: usize,
 ) -> anyhow::Result<(ingest::IngestOutcome, ServerSummary)> {
-    let mut server = ServerProcess::spawn(executable, data_dir, &data_dir.with_extension("log"), &[])?;
-    server.wait_ready(READY_TIMEOUT).await?;
-    eprintln!("server {} ready; sending with {concurrency} requests in flight…", server.pid());
-    let cpu_before = server.cpu_seconds()?;
-    let outcome = ingest::send(workload.clone(), &server.grpc_address.to_string(), concurrency).await?;
-    let ingest_cpu_seconds = server.cpu_seconds()? - cpu_before;
-    eprintln!(
-        "acknowledged {} spans in {:.2} s; stopping the server…",
-        outcome.spans_acknowledged,
-        outcome.elapsed.as_secs_f64()
-    );
+    let (server, outcome, ingest_cpu_seconds) =
+        start_and_load(executable, data_dir, workload, concurrency, &[]).await?;
+    eprintln!("stopping the server…");
     let peak_rss_bytes = server.peak_rss_bytes()?;
     let stop_seconds = server.stop().await?.as_secs_f64();
     let block_bytes = dir_size_bytes(&data_dir.join("store").join("blocks"))?;
@@ -280,16 +379,9 @@ async fn measure_replay(
 ) -> anyhow::Result<ReplaySummary> {
     // No flush during the run, so every span is still in the WAL at the kill; memory is
     // bounded by the size of the workload instead.
-    let keep_in_head = [
-        ("SEXTANT_STORAGE_HEAD_MAX_SPANS", (workload.num_spans + 1).to_string()),
-        ("SEXTANT_STORAGE_HEAD_MAX_BYTES", HEAD_MAX_BYTES_FOR_REPLAY.to_string()),
-        ("SEXTANT_STORAGE_HEAD_MAX_AGE", "24h".to_string()),
-    ];
-    let log_path = data_dir.with_extension("log");
-    let mut server = ServerProcess::spawn(executable, data_dir, &log_path, &keep_in_head)?;
-    server.wait_ready(READY_TIMEOUT).await?;
-    eprintln!("replay: loading a second server ({})…", server.pid());
-    let outcome = ingest::send(workload.clone(), &server.grpc_address.to_string(), concurrency).await?;
+    let keep_in_head = keep_in_head(workload.num_spans);
+    eprintln!("replay: loading a second server…");
+    let (server, outcome, _) = start_and_load(executable, data_dir, workload, concurrency, &keep_in_head).await?;
     if outcome.spans_acknowledged == 0 {
         bail!("replay: the server acknowledged no span");
     }
@@ -298,7 +390,7 @@ async fn measure_replay(
     eprintln!("replay: killed after {} spans; restarting…", outcome.spans_acknowledged);
 
     let started = Instant::now();
-    let mut server = ServerProcess::spawn(executable, data_dir, &log_path, &keep_in_head)?;
+    let mut server = ServerProcess::spawn(executable, data_dir, &data_dir.with_extension("log"), &keep_in_head)?;
     server.wait_ready(READY_TIMEOUT).await?;
     let elapsed = started.elapsed();
     let cpu_seconds = server.cpu_seconds()?;

@@ -8,7 +8,8 @@
 //! benchmarked by exporting it; the report lists them.
 //!
 //! Measures taken from outside, as an operator would: readiness (`GET /api/v1/services`
-//! answers 200), peak resident memory (`VmHWM` of `/proc/<pid>/status`), CPU time, `/metrics`,
+//! answers 200), resident and peak resident memory (`VmRSS`, `VmHWM` of `/proc/<pid>/status`;
+//! the peak can be reset through `/proc/<pid>/clear_refs`), CPU time, `/metrics`,
 //! and bytes on disk once the process has exited. The server logs warnings and errors to a
 //! file (under load it warns about every refused request); an error of the benchmark about the
 //! server quotes the end of that log. A dropped [`ServerProcess`] is killed.
@@ -19,7 +20,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::http::get_once;
 
 /// The variables the benchmark sets itself; others named `SEXTANT_*` pass through.
 const OWN_VARIABLES: [&str; 7] = [
@@ -111,7 +113,7 @@ impl ServerProcess {
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok((200, _)) = http_get(self.query_address, "/api/v1/services").await {
+            if let Ok((200, _)) = get_once(self.query_address, "/api/v1/services", HTTP_TIMEOUT).await {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -126,17 +128,33 @@ impl ServerProcess {
 
     /// The body of `GET /metrics`.
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        match http_get(self.query_address, "/metrics").await? {
+        match get_once(self.query_address, "/metrics", HTTP_TIMEOUT).await? {
             (200, body) => Ok(body),
             (status, body) => bail!("GET /metrics answered {status}: {body}"),
         }
     }
 
-    /// The most resident memory the process has used so far.
+    /// The most resident memory the process has used so far (since [`Self::reset_peak_rss`]).
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// The resident memory of the process now.
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// Restarts the peak of [`Self::peak_rss_bytes`] from the current resident memory
+    /// (`5` written to `/proc/<pid>/clear_refs`, Linux 4.0 and later).
+    pub fn reset_peak_rss(&self) -> anyhow::Result<()> {
+        let path = format!("/proc/{}/clear_refs", self.pid());
+        std::fs::write(&path, "5").with_context(|| format!("writing {path}"))
+    }
+
+    fn status_bytes(&self, field: &str) -> anyhow::Result<u64> {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        parse_vm_hwm_bytes(&status).with_context(|| format!("no VmHWM line in {path}"))
+        parse_status_bytes(&status, field).with_context(|| format!("no {field} line in {path}"))
     }
 
     /// The last lines of the server's log, for an error message; empty if there are none.
@@ -201,8 +219,13 @@ impl Drop for ServerProcess {
 
 /// `VmHWM:     123456 kB` → bytes.
 pub fn parse_vm_hwm_bytes(proc_status: &str) -> Option<u64> {
-    let line = proc_status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line["VmHWM:".len()..].trim().strip_suffix("kB")?.trim().parse().ok()?;
+    parse_status_bytes(proc_status, "VmHWM:")
+}
+
+/// The value in bytes of the `field` (with its colon) line of `/proc/<pid>/status`, in kB there.
+fn parse_status_bytes(proc_status: &str, field: &str) -> Option<u64> {
+    let line = proc_status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line[field.len()..].trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib * 1024)
 }
 
@@ -243,21 +266,8 @@ pub fn dir_size_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// A minimal HTTP/1.0 GET (the server closes the connection after the answer): status and body.
-async fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(30), exchange).await.context("HTTP request timed out")??;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").context("HTTP answer without a header end")?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).context("HTTP answer without a status")?;
-    Ok((status, body.to_string()))
-}
+/// Answers of the readiness and `/metrics` requests must come within this.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The value of the first sample whose line starts with `name` followed by a space, or `{`.
 pub fn metric_value(metrics_text: &str, name: &str) -> Option<f64> {
@@ -278,6 +288,7 @@ mod tests {
         let status = "Name:\tsextant\nVmPeak:\t  900 kB\nVmHWM:\t   51234 kB\nVmRSS:\t 40000 kB\n";
         assert_eq!(parse_vm_hwm_bytes(status), Some(51234 * 1024));
         assert_eq!(parse_vm_hwm_bytes("Name:\tx\n"), None);
+        assert_eq!(parse_status_bytes(status, "VmRSS:"), Some(40000 * 1024));
         let own = std::fs::read_to_string("/proc/self/status").unwrap();
         assert!(parse_vm_hwm_bytes(&own).unwrap() > 0);
     }

@@ -84,6 +84,11 @@ pub struct Workload {
     pub encoded_bytes: u64,
 }
 
+/// `service.name` of service `index`.
+pub fn service_name(index: usize) -> String {
+    format!("service-{index}")
+}
+
 /// Names, keys and values shared by all traces.
 struct Vocabulary {
     resources: Vec<Resource>,
@@ -141,7 +146,7 @@ impl Vocabulary {
         let resources = (0..NUM_SERVICES)
             .map(|s| Resource {
                 attributes: vec![
-                    key_value("service.name", string_value(format!("service-{s}"))),
+                    key_value("service.name", string_value(service_name(s))),
                     key_value("service.version", string_value(format!("1.{s}.0"))),
                     key_value("host.name", string_value(format!("host-{s}"))),
                     key_value("deployment.environment.name", string_value("production")),
@@ -239,6 +244,30 @@ fn attributes(vocab: &Vocabulary, rng: &mut SplitMix64) -> Vec<KeyValue> {
             key_value(&vocab.keys[key], value)
         })
         .collect()
+}
+
+/// Rebuilds single traces of a workload, the same spans its requests carry: what the query
+/// benchmark asks for and checks the answers against.
+pub struct TraceSource {
+    vocab: Vocabulary,
+    pub params: WorkloadParams,
+}
+
+impl TraceSource {
+    pub fn new(params: WorkloadParams) -> TraceSource {
+        TraceSource { vocab: Vocabulary::new(), params }
+    }
+
+    /// The spans of trace `index` (below `params.num_traces`), root first, each with the
+    /// index of its service.
+    pub fn trace(&self, index: u64) -> Vec<(usize, Span)> {
+        generate_trace(&self.vocab, &self.params, index)
+    }
+
+    /// The resource attributes of service `service`.
+    pub fn resource_attributes(&self, service: usize) -> &[KeyValue] {
+        &self.vocab.resources[service].attributes
+    }
 }
 
 /// The request holding spans `batch_index × batch_spans ..`, not yet encoded.
@@ -400,5 +429,26 @@ mod tests {
                 assert!(span.end_time_unix_nano <= parent.end_time_unix_nano);
             }
         }
+    }
+
+    #[test]
+    fn trace_source_rebuilds_the_spans_of_the_requests() {
+        let p = params(4);
+        let sent: BTreeMap<Vec<u8>, (String, Span)> = decode(&generate(&p, 2))
+            .into_iter()
+            .map(|(service, span)| (span.span_id.clone(), (service, span)))
+            .collect();
+        let source = TraceSource::new(p);
+        let mut rebuilt = 0;
+        for index in 0..p.num_traces {
+            let spans = source.trace(index);
+            assert!(spans[0].1.parent_span_id.is_empty(), "the root comes first");
+            for (service, span) in spans {
+                assert_eq!(sent[&span.span_id], (service_name(service), span));
+                assert_eq!(source.resource_attributes(service)[0].key, "service.name");
+                rebuilt += 1;
+            }
+        }
+        assert_eq!(rebuilt, sent.len());
     }
 }

@@ -70,3 +70,78 @@ fn bench_ingest_refuses_a_non_empty_data_dir() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 }
+
+/// `sextant bench query` end to end: load, stop, restart, the whole query set, every answer
+/// checked by the benchmark against the workload.
+#[test]
+fn bench_query_answers_every_query_of_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("query.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["bench", "query", "--traces", "200", "--repetitions", "2", "--trace-ids", "20", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(stdout.contains("search by all filters") && stdout.contains("p50 ms"), "table missing: {stdout}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["benchmark"], "query");
+    assert_eq!(report["data"]["queried"], "blocks", "{report:#}");
+    assert_eq!(report["data"]["head_spans"], 0, "the restart found every span in blocks: {report:#}");
+    assert_eq!(report["load"]["ingest"]["spans_acknowledged"], 2000);
+    assert!(report["server"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    let queries = report["queries"].as_array().unwrap();
+    let names: Vec<&str> = queries.iter().map(|q| q["query"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "services",
+            "operations",
+            "trace_by_id",
+            "trace_by_id_time_range",
+            "search_service",
+            "search_operation",
+            "search_duration",
+            "search_timestamp",
+            "search_attribute",
+            "search_all"
+        ]
+    );
+    for query in queries {
+        let name = query["query"].as_str().unwrap();
+        assert_eq!(query["failures"], 0, "{name}: {query:#}");
+        assert!(query["p50_ms"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(query["p99_ms"].as_f64().unwrap() >= query["p50_ms"].as_f64().unwrap(), "{name}");
+        let expected_samples = if name.starts_with("trace_by_id") { 20 } else { 2 };
+        assert_eq!(query["samples"], expected_samples, "{name}");
+        if name.starts_with("search") {
+            let results = query["results"].as_u64().unwrap();
+            let matching = query["matching_traces"].as_u64().unwrap();
+            assert!(results >= 1, "{name} returned no trace: {query:#}");
+            assert_eq!(results, matching.min(20), "{name}: the newest 20 of the matches");
+        }
+    }
+    assert_eq!(queries[0]["results"], 10, "ten services");
+    assert_eq!(queries[2]["results"], 20, "every trace complete");
+}
+
+#[test]
+fn bench_query_with_head_queries_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("head.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["bench", "query", "--head", "--traces", "50", "--repetitions", "1", "--trace-ids", "5", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["data"]["queried"], "head");
+    assert_eq!(report["load"]["restart_seconds"], Value::Null);
+    assert_eq!(report["data"]["head_spans"], 500, "{report:#}");
+    assert_eq!(report["parameters"]["server_settings"]["SEXTANT_STORAGE_HEAD_MAX_SPANS"], "501");
+    assert!(report["queries"].as_array().unwrap().iter().all(|q| q["failures"] == 0), "{report:#}");
+}
