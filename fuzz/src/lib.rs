@@ -26,6 +26,18 @@ pub fn check_decoded(decoded: &Decoded, limits: &Limits) {
     assert_eq!(reread.len(), decoded.spans.len());
 }
 
+/// Panics if a batch said to be unchanged is not exactly what the body reads back as through
+/// the WAL decoder: the body would then be stored as a WAL record that replays differently.
+/// Compares encodings, so that NaN values compare equal to themselves.
+pub fn check_body_as_wal_record(body: &[u8], decoded: &Decoded) {
+    if !decoded.unchanged {
+        return;
+    }
+    assert!(decoded.rejected.is_empty() && decoded.truncated_values == 0, "changes behind an unchanged batch");
+    let replayed = decode_spans(body).expect("an unchanged body is a valid WAL payload");
+    assert_eq!(encode_spans(&replayed), encode_spans(&decoded.spans), "an unchanged body replays differently");
+}
+
 fn check_span(span: &Span, limits: &Limits) {
     assert!(!span.trace_id.is_zero(), "zero trace id accepted");
     assert!(!span.span_id.is_zero(), "zero span id accepted");

@@ -7,6 +7,7 @@
 //! Zipkin v2 JSON ──────────────────── decode_zipkin_json ─┘
 //!
 //! spans ─ encode_spans ─> TracesData protobuf (WAL payload) ─ decode_spans ─> spans   (order kept, no validation)
+//! OTLP protobuf body with Decoded::unchanged ─────────────────┘ (the body itself is a valid WAL payload)
 //! spans ─ to_resource_spans / otlp_json ─> OTLP protobuf messages / OTLP/JSON (query output, grouped)
 //! ```
 //!
@@ -18,6 +19,9 @@
 //! - Accepted spans hold the model invariants: non-zero trace and span IDs,
 //!   `end >= start > 0`, no time beyond the allowed clock skew, and within the [`Limits`]
 //!   (see [`limits`] for what is dropped or truncated and how it is counted).
+//! - [`Decoded::unchanged`] is set only by the OTLP protobuf decoders, when no span was refused
+//!   and nothing dropped, truncated or normalized: then `decode_spans(body)` gives exactly the
+//!   accepted spans, and the body can be stored as the WAL record as it is.
 //! - Spans decoded from one OTLP `ScopeSpans` share one `Arc<Scope>` and those of one
 //!   `ResourceSpans` one `Arc<Resource>`; Zipkin spans with the same local service share one.
 //!

@@ -16,6 +16,11 @@
 //! for. Dropped counts saturate at `u32::MAX`.
 //!
 //! Time validation (`max_clock_skew_nanos`) rejects spans instead; see [`crate::validate`].
+//!
+//! Whatever a limit drops or shortens, the batch is no longer exactly what the request
+//! encodes ([`crate::Decoded::unchanged`] is false): [`Applied`] reports both kinds of change.
+
+use std::ops::AddAssign;
 
 use sextant_model::{AnyValue, Event, KeyValue, Link, Span};
 
@@ -68,17 +73,42 @@ impl Default for Limits {
     }
 }
 
+/// What applying the limits changed in one item (span, resource or scope).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Attributes, events and links dropped for being over a count limit.
+    pub num_dropped: u64,
+    /// Attributes whose value was shortened (the figure reported as `truncated_values`).
+    pub num_truncated: u64,
+}
+
+impl Applied {
+    /// Whether anything was dropped or shortened.
+    pub fn changed(&self) -> bool {
+        self.num_dropped > 0 || self.num_truncated > 0
+    }
+}
+
+impl AddAssign for Applied {
+    fn add_assign(&mut self, other: Applied) {
+        self.num_dropped += other.num_dropped;
+        self.num_truncated += other.num_truncated;
+    }
+}
+
 /// Adds `n` to a dropped count, saturating.
 pub(crate) fn add_dropped(count: &mut u32, n: usize) {
     *count = count.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
-/// Applies the attribute limits to one attribute list and its dropped count. Returns the number
-/// of truncated attributes.
-pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, dropped: &mut u32, limits: &Limits) -> u64 {
+/// Applies the attribute limits to one attribute list and its dropped count.
+pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, dropped: &mut u32, limits: &Limits) -> Applied {
+    let mut applied = Applied::default();
     if attributes.len() > limits.max_attributes_per_span {
-        add_dropped(dropped, attributes.len() - limits.max_attributes_per_span);
+        let excess = attributes.len() - limits.max_attributes_per_span;
+        add_dropped(dropped, excess);
         attributes.truncate(limits.max_attributes_per_span);
+        applied.num_dropped = excess as u64;
     }
     let mut truncated = 0;
     for kv in attributes.iter_mut() {
@@ -87,28 +117,32 @@ pub(crate) fn limit_attributes(attributes: &mut Vec<KeyValue>, dropped: &mut u32
         }
     }
     add_dropped(dropped, truncated);
-    truncated as u64
+    applied.num_truncated = truncated as u64;
+    applied
 }
 
-/// Applies every limit to a span, its events and its links. Returns the number of truncated
-/// attributes.
-pub(crate) fn limit_span(span: &mut Span, limits: &Limits) -> u64 {
-    let mut truncated = limit_attributes(&mut span.attributes, &mut span.dropped_attributes_count, limits);
+/// Applies every limit to a span, its events and its links.
+pub(crate) fn limit_span(span: &mut Span, limits: &Limits) -> Applied {
+    let mut applied = limit_attributes(&mut span.attributes, &mut span.dropped_attributes_count, limits);
     if span.events.len() > limits.max_events_per_span {
-        add_dropped(&mut span.dropped_events_count, span.events.len() - limits.max_events_per_span);
+        let excess = span.events.len() - limits.max_events_per_span;
+        add_dropped(&mut span.dropped_events_count, excess);
         span.events.truncate(limits.max_events_per_span);
+        applied.num_dropped += excess as u64;
     }
     for Event { attributes, dropped_attributes_count, .. } in span.events.iter_mut() {
-        truncated += limit_attributes(attributes, dropped_attributes_count, limits);
+        applied += limit_attributes(attributes, dropped_attributes_count, limits);
     }
     if span.links.len() > limits.max_links_per_span {
-        add_dropped(&mut span.dropped_links_count, span.links.len() - limits.max_links_per_span);
+        let excess = span.links.len() - limits.max_links_per_span;
+        add_dropped(&mut span.dropped_links_count, excess);
         span.links.truncate(limits.max_links_per_span);
+        applied.num_dropped += excess as u64;
     }
     for Link { attributes, dropped_attributes_count, .. } in span.links.iter_mut() {
-        truncated += limit_attributes(attributes, dropped_attributes_count, limits);
+        applied += limit_attributes(attributes, dropped_attributes_count, limits);
     }
-    truncated
+    applied
 }
 
 /// Shortens every string and bytes value in `value` (recursively) to `max_bytes`. Returns whether
@@ -169,12 +203,56 @@ mod tests {
             KeyValue::new("short", AnyValue::String("ab".into())),
         ];
         let mut dropped = 5;
-        assert_eq!(limit_attributes(&mut attributes, &mut dropped, &limits), 1);
+        let applied = limit_attributes(&mut attributes, &mut dropped, &limits);
+        assert_eq!(applied, Applied { num_dropped: 0, num_truncated: 1 });
         assert_eq!(dropped, 6);
         assert_eq!(
             attributes[0].value,
             AnyValue::Array(vec![AnyValue::String("ab".into()), AnyValue::Bytes(vec![1, 2])])
         );
+    }
+
+    #[test]
+    fn every_limit_reports_what_it_changed() {
+        let limits = Limits {
+            max_attributes_per_span: 1,
+            max_attribute_value_bytes: 3,
+            max_events_per_span: 1,
+            max_links_per_span: 1,
+            ..Limits::default()
+        };
+        let apply = |mut span: Span| limit_span(&mut span, &limits);
+        let base = Span::new(sextant_model::TraceId([1; 16]), sextant_model::SpanId([1; 8]), "op", 1, 2);
+        assert!(!apply(base.clone()).changed());
+
+        let mut span = base.clone();
+        span.attributes = vec![KeyValue::string("a", "x"), KeyValue::string("b", "y")];
+        assert_eq!(apply(span), Applied { num_dropped: 1, num_truncated: 0 });
+
+        let mut span = base.clone();
+        span.attributes = vec![KeyValue::string("a", "abcd")];
+        assert_eq!(apply(span), Applied { num_dropped: 0, num_truncated: 1 });
+
+        let mut span = base.clone();
+        span.events = vec![Event::default(), Event::default()];
+        assert_eq!(apply(span), Applied { num_dropped: 1, num_truncated: 0 });
+
+        let link = Link {
+            trace_id: sextant_model::TraceId([2; 16]),
+            span_id: sextant_model::SpanId([2; 8]),
+            trace_state: String::new(),
+            attributes: vec![KeyValue::string("a", "abcd")],
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        let mut span = base.clone();
+        span.links = vec![link.clone(), link];
+        assert_eq!(apply(span), Applied { num_dropped: 1, num_truncated: 1 });
+
+        // A value exactly at the limit is kept as it is.
+        let mut span = base;
+        span.attributes = vec![KeyValue::string("a", "abc")];
+        assert!(!apply(span).changed());
     }
 
     #[test]

@@ -16,6 +16,17 @@
 //! ID is invalid is not a reason to refuse its span: the link is dropped and counted in
 //! `dropped_links_count`.
 //!
+//! [`Decoded::unchanged`] tells whether the accepted spans are exactly what an OTLP protobuf
+//! body encodes, so that the body itself can serve as the WAL record. Every change below
+//! clears it:
+//!
+//! | change | where |
+//! |---|---|
+//! | a span refused (any reason above) | `BatchBuilder::reject` |
+//! | an attribute, event or link dropped, or a value truncated, by the [`Limits`] (spans, resources, scopes) | `BatchBuilder::{accept, resource, scope}` |
+//! | a link dropped for an invalid trace or span ID | `otlp_proto` (conversion) |
+//! | an attribute, array element or map entry dropped for having no value (or a `string_value_strindex`) | `otlp_proto` (conversion) |
+//!
 //! A [`Rejection`] message names the span — `span <trace id>/<span id> "<name>"`, IDs in hex as
 //! received (`?` when absent) — and the problem with its values, so a client's operator can find
 //! the offending span.
@@ -24,7 +35,7 @@ use std::sync::Arc;
 
 use sextant_model::{Resource, Scope, Span, SpanId, TraceId};
 
-use crate::limits::{Limits, limit_attributes, limit_span};
+use crate::limits::{Applied, Limits, limit_attributes, limit_span};
 
 /// Why a span was refused. `as_str` gives the label used in metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,13 +81,27 @@ pub struct Rejection {
     pub message: String,
 }
 
-/// The result of decoding one request: the accepted spans, the refused ones, and how many
-/// attribute values were shortened by the limits.
+/// The result of decoding one request: the accepted spans, the refused ones, how many
+/// attribute values were shortened by the limits, and whether anything was changed at all.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decoded {
     pub spans: Vec<Span>,
     pub rejected: Vec<Rejection>,
     pub truncated_values: u64,
+    /// True when the accepted spans are exactly what the OTLP protobuf body encodes: no span
+    /// was refused and nothing was dropped, truncated or normalized (see the module doc for
+    /// every change that clears it). Then [`crate::decode_spans`] of the body gives exactly
+    /// `spans` (an `ExportTraceServiceRequest` has the wire format of `TracesData`), so the
+    /// body can be written to the WAL as received instead of re-encoding the spans.
+    ///
+    /// Conversions `decode_spans` makes in the same way do not clear it: unknown enum numbers
+    /// read as `Unspecified`/`Unset`, an all-zero parent span ID read as a root, and fields the
+    /// model does not keep (`schema_url`, `entity_refs`, `key_strindex`, unknown fields).
+    ///
+    /// Only [`crate::decode_otlp_protobuf`] and [`crate::from_otlp_request`] (for the request's
+    /// protobuf encoding) ever set it. OTLP/JSON and Zipkin bodies are not protobuf, so their
+    /// decoders always leave it false; so does `Default`.
+    pub unchanged: bool,
 }
 
 /// How many rejections `partial_success_message` quotes.
@@ -225,25 +250,27 @@ pub(crate) fn check_times(start: u64, end: u64, limits: &Limits, now_unix_nanos:
 pub(crate) struct BatchBuilder<'a> {
     pub limits: &'a Limits,
     pub now_unix_nanos: u64,
-    pub decoded: Decoded,
+    decoded: Decoded,
+    /// Whether a span was refused or anything dropped, truncated or normalized so far.
+    changed: bool,
 }
 
 impl<'a> BatchBuilder<'a> {
     pub fn new(limits: &'a Limits, now_unix_nanos: u64) -> BatchBuilder<'a> {
-        BatchBuilder { limits, now_unix_nanos, decoded: Decoded::default() }
+        BatchBuilder { limits, now_unix_nanos, decoded: Decoded::default(), changed: false }
     }
 
     /// Applies the attribute limits to a resource and shares it.
     pub fn resource(&mut self, mut resource: Resource) -> Arc<Resource> {
-        self.decoded.truncated_values +=
-            limit_attributes(&mut resource.attributes, &mut resource.dropped_attributes_count, self.limits);
+        let applied = limit_attributes(&mut resource.attributes, &mut resource.dropped_attributes_count, self.limits);
+        self.record(applied);
         Arc::new(resource)
     }
 
     /// Applies the attribute limits to a scope and shares it.
     pub fn scope(&mut self, mut scope: Scope) -> Arc<Scope> {
-        self.decoded.truncated_values +=
-            limit_attributes(&mut scope.attributes, &mut scope.dropped_attributes_count, self.limits);
+        let applied = limit_attributes(&mut scope.attributes, &mut scope.dropped_attributes_count, self.limits);
+        self.record(applied);
         Arc::new(scope)
     }
 
@@ -253,16 +280,36 @@ impl<'a> BatchBuilder<'a> {
 
     /// Accepts a span whose IDs and times were checked, applying the limits.
     pub fn accept(&mut self, mut span: Span) {
-        self.decoded.truncated_values += limit_span(&mut span, self.limits);
+        let applied = limit_span(&mut span, self.limits);
+        self.record(applied);
         self.decoded.spans.push(span);
     }
 
     pub fn reject(&mut self, rejection: Rejection) {
+        self.changed = true;
         self.decoded.rejected.push(rejection);
     }
 
+    /// Notes a change a decoder made itself (a dropped link or value), so the batch is not
+    /// [`Decoded::unchanged`].
+    pub fn mark_changed(&mut self) {
+        self.changed = true;
+    }
+
+    fn record(&mut self, applied: Applied) {
+        self.decoded.truncated_values += applied.num_truncated;
+        self.changed |= applied.changed();
+    }
+
+    /// The batch, with [`Decoded::unchanged`] false: for bodies that are not OTLP protobuf.
     pub fn finish(self) -> Decoded {
         self.decoded
+    }
+
+    /// The batch decoded from an OTLP protobuf body, with [`Decoded::unchanged`] set when
+    /// nothing was changed.
+    pub fn finish_protobuf(self) -> Decoded {
+        Decoded { unchanged: !self.changed, ..self.decoded }
     }
 }
 

@@ -175,6 +175,7 @@ proptest! {
         let decoded = from_otlp_request(request, &Limits::default(), NOW);
         prop_assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
         prop_assert_eq!(decoded.truncated_values, 0);
+        prop_assert!(decoded.unchanged, "valid spans within the limits are taken as they are");
         prop_assert_eq!(decoded.spans, grouped(&spans));
     }
 

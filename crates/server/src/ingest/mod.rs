@@ -1,10 +1,16 @@
 //! Receivers and the pipeline they share.
 //!
 //! ```text
-//! OTLP/gRPC :4317 ──tonic decode──────────────┐
-//! OTLP/HTTP :4318 ──read_body──decode (codec)─┼─> Pipeline::ingest ──> Engine::append ──> ack
-//! Zipkin    :9411 ──read_body──decode (codec)─┘    (count, validate)    (WAL commit)
+//! OTLP/gRPC :4317 ──raw message──decode (codec)─┐
+//! OTLP/HTTP :4318 ──read_body────decode (codec)─┼─> Pipeline::ingest ──> Engine::append{,_encoded} ──> ack
+//! Zipkin    :9411 ──read_body────decode (codec)─┘    (count, validate)    (WAL commit)
 //! ```
+//!
+//! The WAL record is the OTLP protobuf request body itself when decoding changed nothing
+//! ([`Decoded::unchanged`]): the body already is a `TracesData` message that replays to exactly
+//! the accepted spans, so it is written as received (`Engine::append_encoded`). Otherwise (some
+//! span refused, anything dropped or truncated, and for OTLP/JSON and Zipkin bodies) the
+//! accepted spans are encoded anew (`Engine::append`).
 //!
 //! | failure                        | gRPC                 | HTTP                          | counted as                     |
 //! |--------------------------------|----------------------|-------------------------------|--------------------------------|
@@ -28,6 +34,7 @@ pub mod zipkin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sextant_codec::{DecodeError, Decoded, Limits};
 use sextant_storage::engine::{Engine, EngineError, now_unix_nanos};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -178,7 +185,16 @@ impl Pipeline {
     }
 
     /// Counts the decoded spans and writes the valid ones. Returns once they are durable.
-    pub async fn ingest(&self, protocol: Protocol, decoded: Decoded) -> Result<Outcome, IngestError> {
+    ///
+    /// `protobuf_body` is the OTLP protobuf body `decoded` was decoded from, if it was one
+    /// (`None` for OTLP/JSON and Zipkin): when `decoded.unchanged`, it is written as the WAL
+    /// record instead of encoding the spans again.
+    pub async fn ingest(
+        &self,
+        protocol: Protocol,
+        decoded: Decoded,
+        protobuf_body: Option<Bytes>,
+    ) -> Result<Outcome, IngestError> {
         let labels = ProtocolLabels { protocol: protocol.as_str() };
         let num_valid = decoded.spans.len();
         let num_rejected = decoded.rejected.len();
@@ -193,7 +209,11 @@ impl Pipeline {
                 .inc();
         }
         let message = decoded.partial_success_message();
-        match self.engine.append(decoded.spans).await {
+        let appended = match protobuf_body.filter(|_| decoded.unchanged) {
+            Some(payload) => self.engine.append_encoded(decoded.spans, payload).await,
+            None => self.engine.append(decoded.spans).await,
+        };
+        match appended {
             Ok(()) => {
                 self.metrics.spans_accepted.get_or_create(&labels).inc_by(num_valid as u64);
                 Ok(Outcome { accepted: num_valid, rejected: num_rejected, message })

@@ -10,6 +10,9 @@
 //! gzip is accepted and sent; messages over `max_request_bytes` (after decompression) are
 //! refused by tonic with `RESOURCE_EXHAUSTED` before they are buffered whole.
 //!
+//! The message bytes (after decompression) are kept until the spans are committed: when
+//! decoding changed nothing they are the WAL record (see [`super::Pipeline::ingest`]).
+//!
 //! Memory: a call reserves `max_request_bytes` of the in-flight budget before tonic reads
 //! the message (its size is not known earlier), and holds it until the spans are committed.
 //! Overload is answered `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail, which the
@@ -134,10 +137,11 @@ impl UnaryService<Bytes> for Export {
             let body = request.into_inner();
             let result = async {
                 let size_bytes = body.len();
+                let message = body.clone();
                 let decoded = pipeline
-                    .decode(size_bytes, move |limits, now| sextant_codec::decode_otlp_protobuf(&body, limits, now))
+                    .decode(size_bytes, move |limits, now| sextant_codec::decode_otlp_protobuf(&message, limits, now))
                     .await?;
-                pipeline.ingest(Protocol::OtlpGrpc, decoded).await
+                pipeline.ingest(Protocol::OtlpGrpc, decoded, Some(body)).await
             }
             .await;
             match result {

@@ -69,13 +69,15 @@ async fn receive(
 ) -> Result<Outcome, IngestError> {
     let _permit = pipeline.admit(reserved_bytes(headers, pipeline.max_request_bytes())).await?;
     let bytes = read_body(headers, body, pipeline.max_request_bytes()).await?;
+    // A protobuf body (gunzipped) may serve as the WAL record; JSON is always re-encoded.
+    let protobuf_body = (encoding == Encoding::Protobuf).then(|| bytes.clone());
     let decoded = pipeline
         .decode(bytes.len(), move |limits, now| match encoding {
             Encoding::Protobuf => sextant_codec::decode_otlp_protobuf(&bytes, limits, now),
             Encoding::Json => sextant_codec::decode_otlp_json(&bytes, limits, now),
         })
         .await?;
-    pipeline.ingest(Protocol::OtlpHttp, decoded).await
+    pipeline.ingest(Protocol::OtlpHttp, decoded, protobuf_body).await
 }
 
 fn success_response(encoding: Encoding, outcome: &Outcome) -> Response {

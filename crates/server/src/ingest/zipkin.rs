@@ -51,5 +51,5 @@ async fn receive(pipeline: &Pipeline, headers: &HeaderMap, body: Body) -> Result
     let bytes = read_body(headers, body, pipeline.max_request_bytes()).await?;
     let decoded =
         pipeline.decode(bytes.len(), move |limits, now| sextant_codec::decode_zipkin_json(&bytes, limits, now)).await?;
-    pipeline.ingest(Protocol::Zipkin, decoded).await
+    pipeline.ingest(Protocol::Zipkin, decoded, None).await
 }

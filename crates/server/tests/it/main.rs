@@ -9,4 +9,5 @@ mod crash;
 mod http_receivers;
 mod otlp_sdk;
 mod support;
+mod wal_record;
 mod zipkin;

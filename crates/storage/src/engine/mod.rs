@@ -1,15 +1,19 @@
 //! The engine: one owner for the WAL, the head, the blocks and the manifest.
 //!
 //! ```text
-//! append(spans) ──encode──> WAL (group-committed fsync) ──> head.active ──> acknowledged
-//!                                                               │ flush (size, age, shutdown)
-//!                                                               v
+//! append(spans) ──encode_spans─────┐
+//! append_encoded(spans, payload) ──┴─> WAL (group-committed fsync) ──> head.active ──> acknowledged
+//!                                                                        │ flush (size, age, shutdown)
+//!                                                                        v
 //!                          head.frozen ──write_block──> blocks/{id}/ ──commit──> manifest
 //!                                                                                (+ WAL checkpoint)
 //! maintenance: flush when due · compaction (merge small blocks, drop duplicates) · retention
 //! ```
 //!
 //! Invariants:
+//! - every WAL record decodes (`sextant_codec::decode_spans`) to exactly the spans put in the
+//!   head with it: `append` encodes them; `append_encoded` takes a payload its caller
+//!   guarantees to (a request body that validation left unchanged), checked in debug builds;
 //! - a span is in the head only after its WAL record is committed, and its WAL segment is
 //!   removed only after a manifest that lists a block holding it is committed
 //!   (`wal_checkpoint_seq`), so a crash at any point loses nothing acknowledged;
@@ -242,11 +246,39 @@ impl Engine {
         if spans.is_empty() {
             return Ok(());
         }
+        self.check_head_room()?;
+        let payload = Bytes::from(sextant_codec::encode_spans(&spans));
+        self.commit(spans, payload).await
+    }
+
+    /// Like [`Engine::append`], but writes `payload` as the WAL record instead of encoding
+    /// `spans`: for a request body that already is one (an OTLP protobuf request that
+    /// validation left [`unchanged`](sextant_codec::Decoded::unchanged)).
+    ///
+    /// Contract: `sextant_codec::decode_spans(&payload)` gives exactly `spans`, in order. The
+    /// engine does not check it in release builds; a payload that breaks it makes the head and
+    /// a restart (which replays the payload) disagree.
+    pub async fn append_encoded(&self, spans: Vec<Span>, payload: Bytes) -> Result<(), EngineError> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        debug_assert!(decodes_to(&payload, &spans), "a WAL payload that does not decode to its spans");
+        self.check_head_room()?;
+        self.commit(spans, payload).await
+    }
+
+    /// Refuses an append while the head is over its hard limit.
+    fn check_head_room(&self) -> Result<(), EngineError> {
         let head_bytes = self.head.read().size_bytes();
         if head_bytes > self.options.head_hard_limit_bytes() {
             return Err(EngineError::Overloaded { head_bytes });
         }
-        let payload = Bytes::from(sextant_codec::encode_spans(&spans));
+        Ok(())
+    }
+
+    /// Writes `payload` (the WAL record of `spans`) and, once it is committed, inserts the
+    /// spans in the head.
+    async fn commit(&self, spans: Vec<Span>, payload: Bytes) -> Result<(), EngineError> {
         let _gate = self.append_gate.read().await;
         self.wal.append(payload).await?;
         self.catalog.write().add_spans(&spans);
@@ -299,6 +331,13 @@ impl Engine {
         self.metrics.blocks.set(manifest.blocks.len() as i64);
         self.metrics.block_bytes.set(manifest.blocks.iter().map(|b| b.size_bytes as i64).sum());
     }
+}
+
+/// Whether a WAL payload decodes to exactly `spans`. Compares encodings, not values, so that
+/// a NaN attribute (not equal to itself) compares equal to itself.
+fn decodes_to(payload: &[u8], spans: &[Span]) -> bool {
+    sextant_codec::decode_spans(payload)
+        .is_ok_and(|decoded| sextant_codec::encode_spans(&decoded) == sextant_codec::encode_spans(spans))
 }
 
 /// Deletes blocks that no manifest lists: written by a flush or compaction that stopped
