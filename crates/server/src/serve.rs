@@ -23,6 +23,11 @@ use crate::config::Config;
 use crate::ingest::{self, Pipeline};
 use crate::metrics::{IngestMetrics, QueryMetrics};
 
+/// HTTP/2 flow-control windows of the OTLP/gRPC listener: large enough that a client with
+/// several 1 MB export requests in flight is not held back waiting for window updates.
+const GRPC_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+const GRPC_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// How often the head is checked for a flush (by size or age).
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -97,6 +102,9 @@ impl Server {
         let stop = stopped(shutdown_rx.clone());
         server.tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .initial_stream_window_size(GRPC_STREAM_WINDOW_BYTES)
+                .initial_connection_window_size(GRPC_CONNECTION_WINDOW_BYTES)
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stop)
                 .await?;
