@@ -99,13 +99,31 @@ impl SearchQuery {
 
     /// Whether one span satisfies every span-level condition.
     pub fn span_matches(&self, span: &Span) -> bool {
-        self.service.as_deref().is_none_or(|s| span.service_name() == s)
-            && self.operation.as_deref().is_none_or(|o| span.name == o)
-            && (!self.errors_only || span.is_error())
-            && self.start_unix_nanos.is_none_or(|start| span.start_unix_nanos >= start)
-            && self.end_unix_nanos.is_none_or(|end| span.start_unix_nanos <= end)
-            && (self.duration_scope != DurationScope::Span || self.duration_in_bounds(span.duration_nanos()))
-            && self.attributes.iter().all(|filter| filter.matches_span(span))
+        self.span_fields_match(
+            span.service_name(),
+            &span.name,
+            span.is_error(),
+            span.start_unix_nanos,
+            span.end_unix_nanos,
+        ) && self.attributes.iter().all(|filter| filter.matches_span(span))
+    }
+
+    /// Whether the query has attribute conditions, which need a span's attribute lists;
+    /// without them [`SearchQuery::span_fields_match`] decides a span alone.
+    pub fn has_attribute_filters(&self) -> bool {
+        !self.attributes.is_empty()
+    }
+
+    /// The span-level conditions other than attributes, over a span's plain values: its
+    /// service name, name, whether its status is an error, and its start and end.
+    /// [`SearchQuery::span_matches`] is this plus the attribute filters.
+    pub fn span_fields_match(&self, service: &str, name: &str, is_error: bool, start: u64, end: u64) -> bool {
+        self.service.as_deref().is_none_or(|s| service == s)
+            && self.operation.as_deref().is_none_or(|o| name == o)
+            && (!self.errors_only || is_error)
+            && self.start_unix_nanos.is_none_or(|from| start >= from)
+            && self.end_unix_nanos.is_none_or(|to| start <= to)
+            && (self.duration_scope != DurationScope::Span || self.duration_in_bounds(end.saturating_sub(start)))
     }
 
     /// Whether a trace with these bounds passes the trace-level conditions and the cursor.

@@ -95,6 +95,45 @@ fn span_id_at(array: &FixedSizeBinaryArray, row: usize) -> SpanId {
     SpanId(array.value(row).try_into().expect("width checked"))
 }
 
+/// The values of one span that the search conditions other than attributes look at, read
+/// without building a [`Span`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchRow<'a> {
+    pub trace_id: TraceId,
+    pub start_unix_nanos: u64,
+    /// `start_unix_nanos + duration_nanos` (wrapping), as in a decoded span.
+    pub end_unix_nanos: u64,
+    pub service_name: &'a str,
+    pub name: &'a str,
+    pub is_error: bool,
+}
+
+/// The columns [`for_each_search_row`] reads.
+pub(crate) const SEARCH_COLUMNS: [&str; 6] =
+    [TRACE_ID, START_UNIX_NANOS, DURATION_NANOS, SERVICE_NAME, NAME, STATUS_CODE];
+
+/// Calls `f` on every row of `batch` (which needs only [`SEARCH_COLUMNS`]), in row order.
+pub(crate) fn for_each_search_row(batch: &RecordBatch, mut f: impl FnMut(SearchRow<'_>)) -> Result<()> {
+    let trace_ids = fixed(batch, TRACE_ID, 16)?;
+    let starts = primitive::<UInt64Type>(batch, START_UNIX_NANOS)?;
+    let durations = primitive::<UInt64Type>(batch, DURATION_NANOS)?;
+    let services = TextColumn::new(batch, SERVICE_NAME)?;
+    let names = TextColumn::new(batch, NAME)?;
+    let status_codes = primitive::<UInt8Type>(batch, STATUS_CODE)?;
+    let error = StatusCode::Error as u8;
+    for (row, (&start, &duration)) in starts.values().iter().zip(durations.values().iter()).enumerate() {
+        f(SearchRow {
+            trace_id: trace_id_at(trace_ids, row),
+            start_unix_nanos: start,
+            end_unix_nanos: start.wrapping_add(duration),
+            service_name: services.text(services.key(row))?,
+            name: names.text(names.key(row))?,
+            is_error: status_codes.value(row) == error,
+        });
+    }
+    Ok(())
+}
+
 impl SpanDecoder {
     /// Appends to `out` the spans of `batch` that pass `filter`, in row order.
     pub(crate) fn decode(&mut self, batch: &RecordBatch, filter: RowFilter, out: &mut Vec<Span>) -> Result<()> {

@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+pub use decode::SearchRow;
 pub use manifest::Manifest;
 pub use store::{BlockStore, BlockStoreOptions};
 

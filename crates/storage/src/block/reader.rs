@@ -21,6 +21,7 @@ use arrow_array::types::UInt64Type;
 use bytes::{Buf, Bytes};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
@@ -210,6 +211,17 @@ pub(crate) fn row_groups_overlapping_start(
         .collect())
 }
 
+/// The mask that reads only the named top-level columns (batches then hold just those, in
+/// schema order); the name of a missing column is the error.
+pub(crate) fn projection(opened: &OpenedBlock, columns: &[&str]) -> Result<ProjectionMask, String> {
+    let schema = opened.arrow.schema();
+    let roots = columns
+        .iter()
+        .map(|name| schema.index_of(name).map_err(|_| format!("missing column {name}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ProjectionMask::roots(opened.arrow.parquet_schema(), roots))
+}
+
 /// Fetches the plan's byte ranges.
 pub(crate) async fn fetch(
     store: &dyn ObjectStore,
@@ -229,10 +241,25 @@ pub(crate) fn batch_reader(
     plan: &ReadPlan,
     batch_size: usize,
 ) -> Result<ParquetRecordBatchReader, BlockError> {
+    projected_batch_reader(file, opened, plan, batch_size, None)
+}
+
+/// Like [`batch_reader`], but decodes only the columns of `projection` when given (see
+/// [`projection`]).
+pub(crate) fn projected_batch_reader(
+    file: SparseFile,
+    opened: &OpenedBlock,
+    plan: &ReadPlan,
+    batch_size: usize,
+    projection: Option<ProjectionMask>,
+) -> Result<ParquetRecordBatchReader, BlockError> {
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, opened.arrow.clone())
         .with_row_groups(plan.row_groups.clone())
         .with_batch_size(batch_size)
         .with_row_selection_policy(RowSelectionPolicy::Selectors);
+    if let Some(projection) = projection {
+        builder = builder.with_projection(projection);
+    }
     if let Some(selection) = plan.selection(opened.metadata()) {
         builder = builder.with_row_selection(selection);
     }

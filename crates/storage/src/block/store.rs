@@ -18,7 +18,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use sextant_model::{Span, TraceId};
 
 use super::cache::BlockCache;
-use super::decode::{RowFilter, SpanDecoder};
+use super::decode::{RowFilter, SEARCH_COLUMNS, SearchRow, SpanDecoder, for_each_search_row};
 use super::index::BlockIndex;
 use super::manifest::{self, Manifest};
 use super::reader::{self, OpenedBlock, ReadPlan, SparseFile};
@@ -231,6 +231,30 @@ impl BlockStore {
                     .decode(&batch?, RowFilter::All, &mut spans)
                     .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
                 f(&mut state, &spans);
+            }
+            Ok(state)
+        })
+        .await?
+    }
+
+    /// Calls `f` on every span of the block as a [`SearchRow`], in block order. Only the
+    /// columns a search row holds are decoded (no attributes, events, links or resources),
+    /// one batch at a time; returns the final `state`.
+    pub async fn fold_search_rows<S, F>(&self, meta: &BlockMeta, state: S, mut f: F) -> Result<S, BlockError>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, SearchRow<'_>) + Send + 'static,
+    {
+        let (file, opened, plan) = self.whole_file(meta).await?;
+        let batch_rows = self.options.read_batch_rows;
+        let block_id = meta.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let corrupt = |reason| BlockError::Corrupt { block_id: block_id.clone(), reason };
+            let projection = reader::projection(&opened, &SEARCH_COLUMNS).map_err(corrupt)?;
+            let batches = reader::projected_batch_reader(file, &opened, &plan, batch_rows, Some(projection))?;
+            let mut state = state;
+            for batch in batches {
+                for_each_search_row(&batch?, |row| f(&mut state, row)).map_err(corrupt)?;
             }
             Ok(state)
         })

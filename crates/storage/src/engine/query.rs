@@ -6,8 +6,10 @@
 //! trace-duration bounds are then applied to those exact values, so pages neither skip nor
 //! repeat traces. The second pass assembles only the traces of the page.
 //!
-//! Cost: the first pass reads every block; per-block trace summaries that let it skip
-//! blocks are planned with the benchmark work.
+//! Cost: the first pass reads every block. Without attribute filters it decodes only the
+//! columns the span conditions look at (trace ID, start, duration, service, name, status)
+//! and builds no spans; with them it decodes whole spans. Per-block trace summaries that let
+//! it skip blocks are planned with the benchmark work.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use sextant_model::{Span, TraceId};
 
 use super::{Engine, EngineError};
+use crate::block::SearchRow;
 use crate::search::{Cursor, SearchQuery, SearchResult, TraceSummary};
 
 /// What the first pass keeps per trace.
@@ -27,11 +30,51 @@ struct Seen {
 
 type SeenMap = HashMap<TraceId, Seen>;
 
+impl Seen {
+    const NONE: Seen = Seen { min_start: u64::MAX, max_end: 0, matched: false };
+
+    fn add(&mut self, start: u64, end: u64, matched: impl FnOnce() -> bool) {
+        self.min_start = self.min_start.min(start);
+        self.max_end = self.max_end.max(end);
+        self.matched = self.matched || matched();
+    }
+
+    fn merge(&mut self, other: Seen) {
+        self.add(other.min_start, other.max_end, || other.matched);
+    }
+}
+
 fn observe(seen: &mut SeenMap, query: &SearchQuery, span: &Span) {
-    let entry = seen.entry(span.trace_id).or_insert(Seen { min_start: u64::MAX, max_end: 0, matched: false });
-    entry.min_start = entry.min_start.min(span.start_unix_nanos);
-    entry.max_end = entry.max_end.max(span.end_unix_nanos);
-    entry.matched = entry.matched || query.span_matches(span);
+    let entry = seen.entry(span.trace_id).or_insert(Seen::NONE);
+    entry.add(span.start_unix_nanos, span.end_unix_nanos, || query.span_matches(span));
+}
+
+/// First-pass state over block rows. A block keeps one trace's rows together, so they are
+/// gathered in `run` and the map is touched once per trace rather than once per span.
+struct RowFold {
+    seen: SeenMap,
+    run: Option<(TraceId, Seen)>,
+}
+
+impl RowFold {
+    fn observe(&mut self, query: &SearchQuery, row: SearchRow<'_>) {
+        let run = match &mut self.run {
+            Some((trace_id, run)) if *trace_id == row.trace_id => run,
+            _ => {
+                self.flush();
+                &mut self.run.insert((row.trace_id, Seen::NONE)).1
+            }
+        };
+        run.add(row.start_unix_nanos, row.end_unix_nanos, || {
+            query.span_fields_match(row.service_name, row.name, row.is_error, row.start_unix_nanos, row.end_unix_nanos)
+        });
+    }
+
+    fn flush(&mut self) {
+        if let Some((trace_id, run)) = self.run.take() {
+            self.seen.entry(trace_id).or_insert(Seen::NONE).merge(run);
+        }
+    }
 }
 
 impl Engine {
@@ -49,14 +92,23 @@ impl Engine {
         let manifest = self.manifest_snapshot();
         for meta in &manifest.blocks {
             let query = query.clone();
-            seen = self
-                .blocks
-                .fold_spans(meta, seen, move |seen, spans| {
-                    for span in spans {
-                        observe(seen, &query, span);
-                    }
-                })
-                .await?;
+            if query.has_attribute_filters() {
+                seen = self
+                    .blocks
+                    .fold_spans(meta, seen, move |seen, spans| {
+                        for span in spans {
+                            observe(seen, &query, span);
+                        }
+                    })
+                    .await?;
+            } else {
+                // Attribute-free conditions need only a few columns: no spans are built.
+                let fold = RowFold { seen, run: None };
+                let mut fold =
+                    self.blocks.fold_search_rows(meta, fold, move |fold, row| fold.observe(&query, row)).await?;
+                fold.flush();
+                seen = fold.seen;
+            }
         }
 
         let mut candidates: Vec<(u64, TraceId)> = seen

@@ -77,3 +77,132 @@ async fn row_groups_outside_the_range_are_pruned_by_statistics() {
     assert!(!groups.is_empty() && groups.len() <= 2, "{groups:?} of {}", opened.metadata().num_row_groups());
     assert_eq!(store.read_spans_in_range(&meta, 100_000_000, 101_000_000).await.unwrap().len(), 5);
 }
+
+/// Spans of several services and names, some errors, durations from 0 to 9,000 ns; one span
+/// has no `service.name` and reads as `unknown_service`.
+fn varied_spans() -> Vec<Span> {
+    let mut spans = simple_spans(200, 6);
+    let services = ["cart", "checkout", "db"].map(resource);
+    for (i, span) in spans.iter_mut().enumerate() {
+        let (t, s) = (i / 6, i % 6);
+        span.resource = services[(t * s + t / 7) % 3].clone();
+        span.name = format!("op-{}", (t + s) % 4);
+        span.end_unix_nanos = span.start_unix_nanos + (i as u64 * 7_919) % 10_000;
+        if i % 11 == 0 {
+            span.status_code = StatusCode::Error;
+        } else if i % 5 == 0 {
+            span.status_code = StatusCode::Ok;
+        }
+    }
+    spans[17].resource = Arc::new(Resource::default());
+    spans
+}
+
+#[tokio::test]
+async fn search_rows_carry_the_same_values_as_decoded_spans() {
+    let options = BlockStoreOptions { read_batch_rows: 64, ..small_row_groups() };
+    let store = memory_store(options);
+    let meta = store.write_block(varied_spans(), 0).await.unwrap();
+    let spans = store.read_spans(&meta).await.unwrap();
+    let rows = store
+        .fold_search_rows(&meta, Vec::new(), |rows, row| {
+            rows.push((
+                row.trace_id,
+                row.start_unix_nanos,
+                row.end_unix_nanos,
+                row.service_name.to_owned(),
+                row.name.to_owned(),
+                row.is_error,
+            ))
+        })
+        .await
+        .unwrap();
+    let want: Vec<_> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.trace_id,
+                s.start_unix_nanos,
+                s.end_unix_nanos,
+                s.service_name().to_owned(),
+                s.name.clone(),
+                s.is_error(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
+    assert!(rows.iter().any(|r| r.3 == sextant_model::UNKNOWN_SERVICE));
+}
+
+#[tokio::test]
+async fn search_rows_match_traces_exactly_as_whole_spans_do() {
+    use crate::search::{DurationScope, SearchQuery};
+
+    type PerTrace = BTreeMap<TraceId, (u64, u64, bool)>;
+    fn add(map: &mut PerTrace, trace_id: TraceId, start: u64, end: u64, matched: bool) {
+        let entry = map.entry(trace_id).or_insert((u64::MAX, 0, false));
+        *entry = (entry.0.min(start), entry.1.max(end), entry.2 || matched);
+    }
+
+    let options = BlockStoreOptions { read_batch_rows: 64, ..small_row_groups() };
+    let store = memory_store(options);
+    let meta = store.write_block(varied_spans(), 0).await.unwrap();
+    let queries = [
+        SearchQuery::default(),
+        SearchQuery { service: Some("checkout".into()), ..Default::default() },
+        SearchQuery { service: Some("unknown_service".into()), ..Default::default() },
+        SearchQuery { operation: Some("op-2".into()), errors_only: true, ..Default::default() },
+        SearchQuery { service: Some("db".into()), operation: Some("op-1".into()), ..Default::default() },
+        SearchQuery {
+            min_duration_nanos: Some(3_000),
+            max_duration_nanos: Some(3_500),
+            duration_scope: DurationScope::Span,
+            ..Default::default()
+        },
+        SearchQuery { min_duration_nanos: Some(13_000), duration_scope: DurationScope::Trace, ..Default::default() },
+        SearchQuery { start_unix_nanos: Some(50_000_000), end_unix_nanos: Some(120_002_000), ..Default::default() },
+        SearchQuery {
+            service: Some("cart".into()),
+            errors_only: true,
+            max_duration_nanos: Some(5_000),
+            duration_scope: DurationScope::Span,
+            start_unix_nanos: Some(10_000_000),
+            ..Default::default()
+        },
+    ];
+    for query in queries {
+        let by_spans = {
+            let query = query.clone();
+            store
+                .fold_spans(&meta, PerTrace::new(), move |map, spans| {
+                    for s in spans {
+                        add(map, s.trace_id, s.start_unix_nanos, s.end_unix_nanos, query.span_matches(s));
+                    }
+                })
+                .await
+                .unwrap()
+        };
+        let by_rows = {
+            let query = query.clone();
+            store
+                .fold_search_rows(&meta, PerTrace::new(), move |map, r| {
+                    let matched = query.span_fields_match(
+                        r.service_name,
+                        r.name,
+                        r.is_error,
+                        r.start_unix_nanos,
+                        r.end_unix_nanos,
+                    );
+                    add(map, r.trace_id, r.start_unix_nanos, r.end_unix_nanos, matched);
+                })
+                .await
+                .unwrap()
+        };
+        assert_eq!(by_rows, by_spans, "{query:?}");
+        let matched = by_spans.iter().filter(|(id, v)| v.2 && query.trace_matches(v.0, v.1, id)).count();
+        if query != SearchQuery::default() {
+            assert!(matched < by_spans.len(), "the query must reject some traces: {query:?}");
+        }
+        assert!(matched > 0, "the query must match some traces: {query:?}");
+    }
+}
