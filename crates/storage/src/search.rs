@@ -105,7 +105,12 @@ impl SearchQuery {
             span.is_error(),
             span.start_unix_nanos,
             span.end_unix_nanos,
-        ) && self.attributes.iter().all(|filter| filter.matches_span(span))
+        ) && self.attributes_match(span)
+    }
+
+    /// Whether every attribute filter holds on the span (or its resource).
+    pub fn attributes_match(&self, span: &Span) -> bool {
+        self.attributes.iter().all(|filter| filter.matches_span(span))
     }
 
     /// Whether the query has attribute conditions, which need a span's attribute lists;

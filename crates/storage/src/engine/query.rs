@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sextant_model::{Span, TraceId};
+use sextant_model::{Resource, Span, TraceId};
 
 use super::{Engine, EngineError};
 use crate::block::SearchRow;
@@ -85,8 +85,30 @@ impl Engine {
         let mut seen: SeenMap = HashMap::new();
         {
             let head = self.head.read();
-            for span in head.parts().flat_map(|part| part.spans()) {
-                observe(&mut seen, &query, span);
+            for part in head.parts() {
+                // Spans of one request share their resource: its service name is looked up
+                // once per run of spans rather than once per span.
+                let mut service: Option<(*const Resource, &str)> = None;
+                for (trace_id, spans) in part.traces() {
+                    let mut run = Seen::NONE;
+                    for span in spans {
+                        run.add(span.start_unix_nanos, span.end_unix_nanos, || {
+                            let resource = Arc::as_ptr(&span.resource);
+                            let name = match service {
+                                Some((cached, name)) if cached == resource => name,
+                                _ => service.insert((resource, span.service_name())).1,
+                            };
+                            query.span_fields_match(
+                                name,
+                                &span.name,
+                                span.is_error(),
+                                span.start_unix_nanos,
+                                span.end_unix_nanos,
+                            ) && query.attributes_match(span)
+                        });
+                    }
+                    seen.entry(*trace_id).or_insert(Seen::NONE).merge(run);
+                }
             }
         }
         let manifest = self.manifest_snapshot();
