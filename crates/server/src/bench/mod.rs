@@ -212,6 +212,28 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 pub(crate) use sextant_model::now_unix_nanos;
 
+impl Parameters {
+    /// The parameters of a run on workload `w`; `endpoint` is the address of a server that
+    /// was already running, `None` when the benchmark started one.
+    pub(crate) fn of(
+        w: &WorkloadArgs,
+        concurrency: usize,
+        endpoint: Option<&str>,
+        server_settings: BTreeMap<String, String>,
+    ) -> Parameters {
+        Parameters {
+            seed: w.seed,
+            traces: w.traces,
+            spans_per_trace: SPANS_PER_TRACE,
+            days: w.days,
+            batch_spans: w.batch_spans as usize,
+            concurrency,
+            target: endpoint.unwrap_or("spawned").to_string(),
+            server_settings,
+        }
+    }
+}
+
 /// The workload `args` asks for, ending a minute before now.
 fn workload_params(args: &WorkloadArgs) -> WorkloadParams {
     WorkloadParams {
@@ -305,16 +327,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
     let report = Report {
         benchmark: "ingest",
         sextant_version: env!("CARGO_PKG_VERSION"),
-        parameters: Parameters {
-            seed: w.seed,
-            traces: w.traces,
-            spans_per_trace: SPANS_PER_TRACE,
-            days: w.days,
-            batch_spans: w.batch_spans as usize,
-            concurrency,
-            target: args.endpoint.clone().unwrap_or_else(|| "spawned".to_string()),
-            server_settings,
-        },
+        parameters: Parameters::of(w, concurrency, args.endpoint.as_deref(), server_settings),
         machine: Machine::this(),
         workload: workload_summary,
         ingest: IngestSummary::from(&outcome),

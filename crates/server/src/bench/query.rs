@@ -36,7 +36,7 @@ use sextant_codec::proto::tonic::trace::v1::Span;
 
 use super::http::{Answer, HttpClient};
 use super::report::{
-    DataSummary, IngestSummary, LoadSummary, Machine, QueryKind, QueryParameters, QueryReport, QueryResult,
+    DataSummary, IngestSummary, LoadSummary, Machine, Parameters, QueryKind, QueryParameters, QueryReport, QueryResult,
     QueryServerSummary, WorkloadSummary,
 };
 use super::rng::SplitMix64;
@@ -698,17 +698,10 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         benchmark: "query",
         sextant_version: env!("CARGO_PKG_VERSION"),
         parameters: QueryParameters {
-            seed: w.seed,
-            traces: w.traces,
-            spans_per_trace: SPANS_PER_TRACE,
-            days: w.days,
-            batch_spans: w.batch_spans as usize,
-            concurrency: args.concurrency as usize,
+            run: Parameters::of(w, args.concurrency as usize, args.endpoint_query.as_deref(), server_settings),
             repetitions: args.repetitions,
             trace_ids: args.trace_ids,
             limit: args.limit,
-            target: args.endpoint_query.clone().unwrap_or_else(|| "spawned".to_string()),
-            server_settings,
         },
         machine: Machine::this(),
         workload: workload_summary,

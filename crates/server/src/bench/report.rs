@@ -405,22 +405,15 @@ pub struct QueryReport {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct QueryParameters {
-    pub seed: u64,
-    pub traces: u64,
-    pub spans_per_trace: usize,
-    pub days: u64,
-    pub batch_spans: usize,
-    pub concurrency: usize,
+    /// The workload, load and target, as for ingest (same JSON keys, flattened).
+    #[serde(flatten)]
+    pub run: Parameters,
     /// Timed runs of each query other than trace by ID (after one warm-up).
     pub repetitions: u64,
     /// Trace IDs fetched once each by each trace-by-ID query (after one warm-up).
     pub trace_ids: u64,
     /// `limit` of every search.
     pub limit: u64,
-    /// `spawned` (the benchmark ran the server) or the `--endpoint-query` address.
-    pub target: String,
-    /// `SEXTANT_*` settings given to the spawned server beyond the benchmark's own.
-    pub server_settings: BTreeMap<String, String>,
 }
 
 /// How the spawned server was loaded before the queries.
@@ -551,7 +544,7 @@ impl QueryReport {
 
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
-        let p = &self.parameters;
+        let p = &self.parameters.run;
         let mut rows: Vec<(&str, String)> = vec![
             ("sextant", self.sextant_version.to_string()),
             (
@@ -607,7 +600,7 @@ impl QueryReport {
             format!(
                 "one at a time on one connection; {} timed runs each after a warm-up; trace by ID: {} IDs, \
                  each once; limit {}",
-                p.repetitions, p.trace_ids, p.limit
+                self.parameters.repetitions, self.parameters.trace_ids, self.parameters.limit
             ),
         ));
         if let Some(s) = &self.server {
@@ -774,17 +767,19 @@ mod tests {
             benchmark: "query",
             sextant_version: "0.0.0",
             parameters: QueryParameters {
-                seed: 1,
-                traces: 1000,
-                spans_per_trace: 10,
-                days: 10,
-                batch_spans: 1000,
-                concurrency: 8,
+                run: Parameters {
+                    seed: 1,
+                    traces: 1000,
+                    spans_per_trace: 10,
+                    days: 10,
+                    batch_spans: 1000,
+                    concurrency: 8,
+                    target: "spawned".to_string(),
+                    server_settings: BTreeMap::new(),
+                },
                 repetitions: 2,
                 trace_ids: 3,
                 limit: 20,
-                target: "spawned".to_string(),
-                server_settings: BTreeMap::new(),
             },
             machine: Machine { cpus: 2, os: "linux", arch: "x86_64" },
             workload: None,
