@@ -49,6 +49,32 @@ impl HeadPart {
         self.traces.iter().map(|(id, spans)| (id, spans.as_slice()))
     }
 
+    /// The part's traces in groups of at most `max_spans` spans (a larger trace is a group of
+    /// its own), each group a run of traces ordered by their earliest start, oldest first.
+    /// A flush writes one block per group, so blocks stay small and narrow in time and a
+    /// newest-first search can stop after the newest ones.
+    pub fn groups_by_start(&self, max_spans: usize) -> Vec<Vec<TraceId>> {
+        let mut traces: Vec<(u64, TraceId, usize)> = self
+            .traces
+            .iter()
+            .map(|(id, spans)| (spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0), *id, spans.len()))
+            .collect();
+        traces.sort_unstable();
+        let mut groups: Vec<Vec<TraceId>> = Vec::new();
+        let mut group_spans = 0;
+        for (_, id, len) in traces {
+            match groups.last_mut() {
+                Some(group) if group_spans + len <= max_spans.max(1) => group.push(id),
+                _ => {
+                    groups.push(vec![id]);
+                    group_spans = 0;
+                }
+            }
+            group_spans += len;
+        }
+        groups
+    }
+
     pub fn spans(&self) -> impl Iterator<Item = &Span> {
         self.traces.values().flatten()
     }
@@ -167,6 +193,26 @@ mod tests {
         assert_eq!(head.num_spans(), 3);
         assert_eq!(head.num_traces(), 2);
         assert_eq!(head.active().trace(&TraceId([1; 16])).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn groups_are_bounded_and_ordered_by_trace_start() {
+        let mut part = HeadPart::default();
+        // Trace t starts at 100 - t: trace 9 is the oldest; trace 5 has 4 spans.
+        for t in 1..=9u8 {
+            let count = if t == 5 { 4 } else { 1 };
+            part.insert(
+                (0..count)
+                    .map(|s| Span::new(TraceId([t; 16]), SpanId([s + 1; 8]), "op", 100 - t as u64 + s as u64, 200))
+                    .collect(),
+            );
+        }
+        let groups = part.groups_by_start(3);
+        let ids = |group: &[TraceId]| group.iter().map(|id| id.0[0]).collect::<Vec<_>>();
+        assert_eq!(
+            groups.iter().map(|g| ids(g)).collect::<Vec<_>>(),
+            vec![vec![9, 8, 7], vec![6], vec![5], vec![4, 3, 2], vec![1]]
+        );
     }
 
     #[test]

@@ -125,7 +125,12 @@ impl SearchQuery {
     pub fn span_fields_match(&self, service: &str, name: &str, is_error: bool, start: u64, end: u64) -> bool {
         self.service.as_deref().is_none_or(|s| service == s)
             && self.operation.as_deref().is_none_or(|o| name == o)
-            && (!self.errors_only || is_error)
+            && self.span_status_and_times_match(is_error, start, end)
+    }
+
+    /// [`SearchQuery::span_fields_match`] without the service and operation conditions.
+    pub fn span_status_and_times_match(&self, is_error: bool, start: u64, end: u64) -> bool {
+        (!self.errors_only || is_error)
             && self.start_unix_nanos.is_none_or(|from| start >= from)
             && self.end_unix_nanos.is_none_or(|to| start <= to)
             && (self.duration_scope != DurationScope::Span || self.duration_in_bounds(end.saturating_sub(start)))
@@ -136,6 +141,16 @@ impl SearchQuery {
         let duration = end_unix_nanos.saturating_sub(start_unix_nanos);
         (self.duration_scope != DurationScope::Trace || self.duration_in_bounds(duration))
             && self.cursor.is_none_or(|cursor| cursor.precedes(start_unix_nanos, trace_id))
+    }
+
+    /// Whether a trace that fails [`SearchQuery::trace_matches`] with these bounds could pass
+    /// once more of its spans are known. More spans only move the start earlier and the end
+    /// later: a trace already longer than the maximum duration never comes back; one before
+    /// the cursor or shorter than the minimum might.
+    pub fn trace_may_match_later(&self, start_unix_nanos: u64, end_unix_nanos: u64) -> bool {
+        let too_long = self.duration_scope == DurationScope::Trace
+            && self.max_duration_nanos.is_some_and(|max| end_unix_nanos.saturating_sub(start_unix_nanos) > max);
+        !too_long
     }
 
     pub fn effective_limit(&self) -> usize {

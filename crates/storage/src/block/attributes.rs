@@ -149,53 +149,56 @@ impl<'a> AttributeListReader<'a> {
 
     /// The attributes of row `row`.
     pub(crate) fn row(&self, row: usize) -> Result<Vec<KeyValue>, String> {
-        let offsets = self.list.value_offsets();
-        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-        let mut out = Vec::with_capacity(end - start);
-        for i in start..end {
-            let missing = |field: &str| format!("attribute {:?}: {field} is null", self.keys.value(i));
-            let value = match self.types.value(i) {
-                value_type::STRING => {
-                    AnyValue::String(non_null(self.strings, i).ok_or_else(|| missing("string_value"))?.to_owned())
-                }
-                value_type::BOOL => {
-                    if self.bools.is_null(i) {
-                        return Err(missing("bool_value"));
-                    }
-                    AnyValue::Bool(self.bools.value(i))
-                }
-                value_type::INT => {
-                    if self.ints.is_null(i) {
-                        return Err(missing("int_value"));
-                    }
-                    AnyValue::Int(self.ints.value(i))
-                }
-                value_type::DOUBLE => {
-                    if self.doubles.is_null(i) {
-                        return Err(missing("double_value"));
-                    }
-                    AnyValue::Double(self.doubles.value(i))
-                }
-                value_type::BYTES => {
-                    if self.bytes.is_null(i) {
-                        return Err(missing("bytes_value"));
-                    }
-                    AnyValue::Bytes(self.bytes.value(i).to_vec())
-                }
-                value_type::ARRAY => {
-                    let text = non_null(self.strings, i).ok_or_else(|| missing("string_value"))?;
-                    let json: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-                    AnyValue::Array(array_from_json(&json)?)
-                }
-                value_type::KVLIST => {
-                    let text = non_null(self.strings, i).ok_or_else(|| missing("string_value"))?;
-                    AnyValue::KvList(from_otlp_json(text)?)
-                }
-                other => return Err(format!("attribute {:?}: unknown value_type {other}", self.keys.value(i))),
-            };
-            out.push(KeyValue { key: self.keys.value(i).to_owned(), value });
+        let range = self.elements(row);
+        let mut out = Vec::with_capacity(range.len());
+        for i in range {
+            out.push(KeyValue { key: self.keys.value(i).to_owned(), value: self.value(i)? });
         }
         Ok(out)
+    }
+
+    fn elements(&self, row: usize) -> std::ops::Range<usize> {
+        let offsets = self.list.value_offsets();
+        offsets[row] as usize..offsets[row + 1] as usize
+    }
+
+    /// The value of element `i`.
+    fn value(&self, i: usize) -> Result<AnyValue, String> {
+        let missing = |field: &str| format!("attribute {:?}: {field} is null", self.keys.value(i));
+        Ok(match self.types.value(i) {
+            value_type::STRING => {
+                AnyValue::String(non_null(self.strings, i).ok_or_else(|| missing("string_value"))?.to_owned())
+            }
+            value_type::BOOL => {
+                if self.bools.is_null(i) {
+                    return Err(missing("bool_value"));
+                }
+                AnyValue::Bool(self.bools.value(i))
+            }
+            value_type::INT => {
+                if self.ints.is_null(i) {
+                    return Err(missing("int_value"));
+                }
+                AnyValue::Int(self.ints.value(i))
+            }
+            value_type::DOUBLE => {
+                if self.doubles.is_null(i) {
+                    return Err(missing("double_value"));
+                }
+                AnyValue::Double(self.doubles.value(i))
+            }
+            value_type::BYTES => {
+                if self.bytes.is_null(i) {
+                    return Err(missing("bytes_value"));
+                }
+                AnyValue::Bytes(self.bytes.value(i).to_vec())
+            }
+            value_type::ARRAY | value_type::KVLIST => {
+                let text = non_null(self.strings, i).ok_or_else(|| missing("string_value"))?;
+                structured_from_json(self.types.value(i), text)?
+            }
+            other => return Err(format!("attribute {:?}: unknown value_type {other}", self.keys.value(i))),
+        })
     }
 }
 
@@ -205,6 +208,19 @@ fn non_null(array: &arrow_array::StringArray, i: usize) -> Option<&str> {
 
 fn json_text(value: &Value) -> String {
     serde_json::to_string(value).expect("a JSON value always serializes")
+}
+
+/// The array or key-value list (`value_type` [`value_type::ARRAY`] or [`value_type::KVLIST`])
+/// stored as OTLP/JSON text in `string_value`.
+pub(crate) fn structured_from_json(kind: u8, text: &str) -> Result<AnyValue, String> {
+    match kind {
+        value_type::ARRAY => {
+            let json: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            Ok(AnyValue::Array(array_from_json(&json)?))
+        }
+        value_type::KVLIST => Ok(AnyValue::KvList(from_otlp_json(text)?)),
+        other => Err(format!("value_type {other} is not stored as JSON")),
+    }
 }
 
 /// The OTLP/JSON text of a list of key-values.

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::BlockMeta;
 
-/// Default number of spans at which a block counts as big enough.
-pub const DEFAULT_TARGET_SPANS: u64 = 10_000_000;
+/// Default number of spans at which a block counts as big enough: the size of the blocks a
+/// flush writes. Searches read blocks newest first and stop early, so small blocks keep a
+/// search's cost near that of reading one block (see `engine::query`).
+pub const DEFAULT_TARGET_SPANS: u64 = 100_000;
 /// Default size at which a block counts as big enough.
 pub const DEFAULT_TARGET_SIZE_BYTES: u64 = 512 << 20;
 pub const DEFAULT_MAX_INPUTS: usize = 8;

@@ -36,11 +36,11 @@ pub(crate) struct SpanDecoder {
 
 type Result<T> = std::result::Result<T, String>;
 
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+pub(super) fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
     batch.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| format!("missing column {name}"))
 }
 
-fn fixed<'a>(batch: &'a RecordBatch, name: &str, width: i32) -> Result<&'a FixedSizeBinaryArray> {
+pub(super) fn fixed<'a>(batch: &'a RecordBatch, name: &str, width: i32) -> Result<&'a FixedSizeBinaryArray> {
     match column(batch, name)?.as_fixed_size_binary_opt() {
         Some(array) if array.value_length() == width => Ok(array),
         _ => Err(format!("column {name} is not FixedSizeBinary({width})")),
@@ -51,7 +51,7 @@ fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
     column(batch, name)?.as_string_opt::<i32>().ok_or_else(|| format!("column {name} is not Utf8"))
 }
 
-fn primitive<'a, T: arrow_array::ArrowPrimitiveType>(
+pub(super) fn primitive<'a, T: arrow_array::ArrowPrimitiveType>(
     batch: &'a RecordBatch,
     name: &str,
 ) -> Result<&'a PrimitiveArray<T>> {
@@ -59,27 +59,58 @@ fn primitive<'a, T: arrow_array::ArrowPrimitiveType>(
 }
 
 /// A Utf8 column that may be dictionary-encoded: `key(row)` names the distinct value.
-struct TextColumn<'a> {
+pub(super) struct TextColumn<'a> {
     keys: Option<&'a PrimitiveArray<Int32Type>>,
     values: &'a StringArray,
 }
 
 impl<'a> TextColumn<'a> {
-    fn new(batch: &'a RecordBatch, name: &str) -> Result<Self> {
-        let array = column(batch, name)?;
+    pub(super) fn new(batch: &'a RecordBatch, name: &str) -> Result<Self> {
+        Self::of(column(batch, name)?, name)
+    }
+
+    /// The column `array`, named `name` in errors.
+    pub(super) fn of(array: &'a dyn Array, name: &str) -> Result<Self> {
         if let Some(dictionary) = array.as_dictionary_opt::<Int32Type>() {
             let values =
                 dictionary.values().as_string_opt::<i32>().ok_or_else(|| format!("{name}: values not Utf8"))?;
             return Ok(TextColumn { keys: Some(dictionary.keys()), values });
         }
-        Ok(TextColumn { keys: None, values: strings(batch, name)? })
+        let values = array.as_string_opt::<i32>().ok_or_else(|| format!("column {name} is not Utf8"))?;
+        Ok(TextColumn { keys: None, values })
     }
 
-    fn key(&self, row: usize) -> usize {
+    pub(super) fn is_null(&self, row: usize) -> bool {
+        match self.keys {
+            Some(keys) => keys.is_null(row),
+            None => self.values.is_null(row),
+        }
+    }
+
+    pub(super) fn key(&self, row: usize) -> usize {
         self.keys.map_or(row, |keys| keys.value(row) as usize)
     }
 
-    fn text(&self, key: usize) -> Result<&'a str> {
+    /// With a dictionary, whether each distinct value equals `text`; `None` for a plain
+    /// column (compare each row's text instead).
+    pub(super) fn distinct_equal(&self, text: &str) -> Option<Vec<bool>> {
+        self.keys.map(|_| {
+            (0..self.values.len()).map(|key| !self.values.is_null(key) && self.values.value(key) == text).collect()
+        })
+    }
+
+    /// Whether row `row` equals `text`, given [`TextColumn::distinct_equal`] of it.
+    pub(super) fn row_equals(&self, row: usize, distinct: Option<&[bool]>, text: &str) -> Result<bool> {
+        match distinct {
+            Some(equal) => equal
+                .get(self.key(row))
+                .copied()
+                .ok_or_else(|| format!("dictionary key {} out of range", self.key(row))),
+            None => Ok(self.values.value(row) == text),
+        }
+    }
+
+    pub(super) fn text(&self, key: usize) -> Result<&'a str> {
         if key >= self.values.len() {
             return Err(format!("dictionary key {key} out of range"));
         }
@@ -87,51 +118,12 @@ impl<'a> TextColumn<'a> {
     }
 }
 
-fn trace_id_at(array: &FixedSizeBinaryArray, row: usize) -> TraceId {
+pub(super) fn trace_id_at(array: &FixedSizeBinaryArray, row: usize) -> TraceId {
     TraceId(array.value(row).try_into().expect("width checked"))
 }
 
 fn span_id_at(array: &FixedSizeBinaryArray, row: usize) -> SpanId {
     SpanId(array.value(row).try_into().expect("width checked"))
-}
-
-/// The values of one span that the search conditions other than attributes look at, read
-/// without building a [`Span`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SearchRow<'a> {
-    pub trace_id: TraceId,
-    pub start_unix_nanos: u64,
-    /// `start_unix_nanos + duration_nanos` (wrapping), as in a decoded span.
-    pub end_unix_nanos: u64,
-    pub service_name: &'a str,
-    pub name: &'a str,
-    pub is_error: bool,
-}
-
-/// The columns [`for_each_search_row`] reads.
-pub(crate) const SEARCH_COLUMNS: [&str; 6] =
-    [TRACE_ID, START_UNIX_NANOS, DURATION_NANOS, SERVICE_NAME, NAME, STATUS_CODE];
-
-/// Calls `f` on every row of `batch` (which needs only [`SEARCH_COLUMNS`]), in row order.
-pub(crate) fn for_each_search_row(batch: &RecordBatch, mut f: impl FnMut(SearchRow<'_>)) -> Result<()> {
-    let trace_ids = fixed(batch, TRACE_ID, 16)?;
-    let starts = primitive::<UInt64Type>(batch, START_UNIX_NANOS)?;
-    let durations = primitive::<UInt64Type>(batch, DURATION_NANOS)?;
-    let services = TextColumn::new(batch, SERVICE_NAME)?;
-    let names = TextColumn::new(batch, NAME)?;
-    let status_codes = primitive::<UInt8Type>(batch, STATUS_CODE)?;
-    let error = StatusCode::Error as u8;
-    for (row, (&start, &duration)) in starts.values().iter().zip(durations.values().iter()).enumerate() {
-        f(SearchRow {
-            trace_id: trace_id_at(trace_ids, row),
-            start_unix_nanos: start,
-            end_unix_nanos: start.wrapping_add(duration),
-            service_name: services.text(services.key(row))?,
-            name: names.text(names.key(row))?,
-            is_error: status_codes.value(row) == error,
-        });
-    }
-    Ok(())
 }
 
 impl SpanDecoder {

@@ -5,6 +5,7 @@
 //! pointer, then by content) into the dictionary columns `resource_attributes` and
 //! `scope_attributes`.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use super::attributes::{AttributeListBuilder, to_otlp_json};
 use super::schema::{block_schema, event_fields, link_fields};
 
 /// Encodes `spans` (in block order) as one record batch.
-pub(crate) fn encode_batch(spans: &[Span]) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn encode_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, ArrowError> {
     let n = spans.len();
     let mut trace_ids = FixedSizeBinaryBuilder::with_capacity(n, 16);
     let mut span_ids = FixedSizeBinaryBuilder::with_capacity(n, 8);
@@ -49,6 +50,7 @@ pub(crate) fn encode_batch(spans: &[Span]) -> Result<RecordBatch, ArrowError> {
     let mut scope_dropped = UInt32Builder::with_capacity(n);
 
     for span in spans {
+        let span: &Span = span.borrow();
         trace_ids.append_value(span.trace_id.as_bytes())?;
         span_ids.append_value(span.span_id.as_bytes())?;
         match &span.parent_span_id {

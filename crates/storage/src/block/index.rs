@@ -79,6 +79,23 @@ impl BlockIndex {
         Some(self.first_rows[i] as u64..end as u64)
     }
 
+    /// Whether the block holds any of `sorted` (sorted trace IDs): one binary search each
+    /// when they are few against the index, one merge pass otherwise.
+    pub fn contains_any(&self, sorted: &[TraceId]) -> bool {
+        if sorted.len().saturating_mul(16) < self.trace_ids.len() {
+            return sorted.iter().any(|id| self.trace_ids.binary_search(id).is_ok());
+        }
+        let (mut a, mut b) = (self.trace_ids.iter().peekable(), sorted.iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => _ = a.next(),
+                std::cmp::Ordering::Greater => _ = b.next(),
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
     /// Heap bytes held, for cache accounting.
     pub fn memory_size(&self) -> usize {
         self.trace_ids.len() * ENTRY_LEN + std::mem::size_of::<Self>()
@@ -207,6 +224,24 @@ mod tests {
         assert_eq!(index.lookup(&tid(9)), Some(4..8));
         assert_eq!(index.lookup(&tid(2)), None);
         assert_eq!(index.num_traces(), 3);
+    }
+
+    #[test]
+    fn contains_any_agrees_with_lookup_by_search_and_by_merge() {
+        let mut builder = IndexBuilder::default();
+        for trace in (0..=254u8).step_by(2) {
+            builder.push_row(tid(trace));
+        }
+        let index = builder.finish();
+        // Few IDs take binary searches, many a merge pass; both must give the same answers.
+        for sorted in [vec![tid(3)], vec![tid(3), tid(201)], (1..=255u8).step_by(2).map(tid).collect::<Vec<_>>()] {
+            assert!(!index.contains_any(&sorted), "only odd IDs: {}", sorted.len());
+            let mut with_even = sorted.clone();
+            with_even.push(tid(254));
+            with_even.sort();
+            assert!(index.contains_any(&with_even), "with an even ID: {}", with_even.len());
+        }
+        assert!(!index.contains_any(&[]));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`index`]: the per-block trace-ID index (`index.bin`);
 //! - `writer`: spans in block order → `data.parquet` bytes, index and [`BlockMeta`];
 //! - `reader`: footer, row-group and page selection, ranged fetches;
+//! - `search_scan`: the columns a search reads and its span conditions evaluated on them;
 //! - `cache`: parsed footers and indexes of immutable blocks, bounded in bytes;
 //! - [`manifest`]: versioned manifest objects committed with a create-only put;
 //! - [`compaction`]: which blocks to merge (pure); `merge`: the streaming merge itself;
@@ -44,6 +45,7 @@ mod merge;
 mod reader;
 pub mod retention;
 pub mod schema;
+mod search_scan;
 mod store;
 mod writer;
 
@@ -55,8 +57,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-pub use decode::SearchRow;
 pub use manifest::Manifest;
+pub use search_scan::SearchRow;
+pub(crate) use store::encode_block;
 pub use store::{BlockStore, BlockStoreOptions};
 
 /// What can go wrong reading, writing or managing blocks.

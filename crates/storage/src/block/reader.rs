@@ -145,11 +145,23 @@ impl ReadPlan {
     /// Byte ranges of `data.parquet` that hold every page this plan decodes, sorted and
     /// merged where they touch.
     pub(crate) fn byte_ranges(&self, metadata: &ParquetMetaData) -> Vec<Range<u64>> {
+        self.projected_byte_ranges(metadata, None)
+    }
+
+    /// Like [`ReadPlan::byte_ranges`], for the leaf columns of `projection` only.
+    fn projected_byte_ranges(
+        &self,
+        metadata: &ParquetMetaData,
+        projection: Option<&ProjectionMask>,
+    ) -> Vec<Range<u64>> {
         let mut ranges = Vec::new();
         for (group, rows) in self.row_groups.iter().zip(&self.row_ranges) {
             let row_group = metadata.row_group(*group);
             let group_rows = row_group.num_rows();
             for (column, chunk) in row_group.columns().iter().enumerate() {
+                if projection.is_some_and(|mask| !mask.leaf_included(column)) {
+                    continue;
+                }
                 let (chunk_start, chunk_len) = chunk.byte_range();
                 let pages = metadata.page_index().and_then(|index| index.page_locations(*group, column));
                 match (rows, pages) {
@@ -211,17 +223,6 @@ pub(crate) fn row_groups_overlapping_start(
         .collect())
 }
 
-/// The mask that reads only the named top-level columns (batches then hold just those, in
-/// schema order); the name of a missing column is the error.
-pub(crate) fn projection(opened: &OpenedBlock, columns: &[&str]) -> Result<ProjectionMask, String> {
-    let schema = opened.arrow.schema();
-    let roots = columns
-        .iter()
-        .map(|name| schema.index_of(name).map_err(|_| format!("missing column {name}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ProjectionMask::roots(opened.arrow.parquet_schema(), roots))
-}
-
 /// Fetches the plan's byte ranges.
 pub(crate) async fn fetch(
     store: &dyn ObjectStore,
@@ -229,7 +230,26 @@ pub(crate) async fn fetch(
     opened: &OpenedBlock,
     plan: &ReadPlan,
 ) -> Result<SparseFile, BlockError> {
-    let ranges = plan.byte_ranges(opened.metadata());
+    fetch_ranges(store, path, opened, plan.byte_ranges(opened.metadata())).await
+}
+
+/// Fetches the plan's byte ranges of the leaf columns in `projection`.
+pub(crate) async fn fetch_projected(
+    store: &dyn ObjectStore,
+    path: &Path,
+    opened: &OpenedBlock,
+    plan: &ReadPlan,
+    projection: &ProjectionMask,
+) -> Result<SparseFile, BlockError> {
+    fetch_ranges(store, path, opened, plan.projected_byte_ranges(opened.metadata(), Some(projection))).await
+}
+
+async fn fetch_ranges(
+    store: &dyn ObjectStore,
+    path: &Path,
+    opened: &OpenedBlock,
+    ranges: Vec<Range<u64>>,
+) -> Result<SparseFile, BlockError> {
     let chunks = if ranges.is_empty() { Vec::new() } else { store.get_ranges(path, &ranges).await? };
     Ok(SparseFile { len: opened.file_size, chunks: ranges.into_iter().map(|r| r.start).zip(chunks).collect() })
 }
@@ -244,8 +264,7 @@ pub(crate) fn batch_reader(
     projected_batch_reader(file, opened, plan, batch_size, None)
 }
 
-/// Like [`batch_reader`], but decodes only the columns of `projection` when given (see
-/// [`projection`]).
+/// Like [`batch_reader`], but decodes only the columns of `projection` when given.
 pub(crate) fn projected_batch_reader(
     file: SparseFile,
     opened: &OpenedBlock,

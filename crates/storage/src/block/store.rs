@@ -5,6 +5,7 @@
 //! and trace-ID indexes. Encoding and decoding run on tokio's blocking pool; this module only
 //! moves bytes and hands them over.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use sextant_model::{Span, TraceId};
 
 use super::cache::BlockCache;
-use super::decode::{RowFilter, SEARCH_COLUMNS, SearchRow, SpanDecoder, for_each_search_row};
+use super::decode::{RowFilter, SpanDecoder};
 use super::index::BlockIndex;
 use super::manifest::{self, Manifest};
 use super::reader::{self, OpenedBlock, ReadPlan, SparseFile};
@@ -26,8 +27,10 @@ use super::schema::{
     DEFAULT_COMPACTION_ZSTD_LEVEL, DEFAULT_PAGE_ROWS, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, META_OPERATIONS,
     writer_properties,
 };
+use super::search_scan::{self, SearchRow, for_each_search_row};
 use super::writer::{BlockWriter, sort_and_dedup};
 use super::{BlockError, BlockMeta, is_block_id, new_block_id, now_unix_nanos};
+use crate::search::SearchQuery;
 
 /// Tunables of a [`BlockStore`]; the defaults suit production.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +81,36 @@ pub struct BlockStore {
     pub(crate) options: Arc<BlockStoreOptions>,
     footers: Arc<BlockCache<OpenedBlock>>,
     indexes: Arc<BlockCache<Arc<BlockIndex>>>,
+}
+
+/// A block's objects, encoded but not yet stored.
+pub(crate) struct EncodedBlock {
+    data: Bytes,
+    index_bytes: Vec<u8>,
+    index: BlockIndex,
+    meta: BlockMeta,
+}
+
+/// Sorts `spans` into block order, drops repeated ones (same [`Span::identity`]) and encodes
+/// them as a new block with a fresh ID. CPU-bound: call it on the blocking pool.
+pub(crate) fn encode_block<S: Borrow<Span>>(
+    options: &BlockStoreOptions,
+    spans: Vec<S>,
+    level: u32,
+) -> Result<EncodedBlock, BlockError> {
+    if spans.is_empty() {
+        return Err(BlockError::EmptyBlock);
+    }
+    let created_unix_nanos = now_unix_nanos();
+    let id = new_block_id(created_unix_nanos / 1_000_000);
+    let spans = sort_and_dedup(spans);
+    let properties = writer_properties(options.row_group_rows, options.page_rows, options.zstd_level);
+    let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
+    writer.write(&spans)?;
+    drop(spans);
+    let finished = writer.finish(created_unix_nanos)?;
+    let index_bytes = finished.index.encode();
+    Ok(EncodedBlock { data: Bytes::from(finished.sink), index_bytes, index: finished.index, meta: finished.meta })
 }
 
 impl fmt::Debug for BlockStore {
@@ -132,24 +165,14 @@ impl BlockStore {
     /// Sorts `spans`, drops repeated ones (same [`Span::identity`]), and stores them as a new
     /// block. The block is not live until a manifest listing it is committed.
     pub async fn write_block(&self, spans: Vec<Span>, level: u32) -> Result<BlockMeta, BlockError> {
-        if spans.is_empty() {
-            return Err(BlockError::EmptyBlock);
-        }
-        let created_unix_nanos = now_unix_nanos();
-        let id = new_block_id(created_unix_nanos / 1_000_000);
         let options = self.options.clone();
-        let encoded = tokio::task::spawn_blocking(move || {
-            let spans = sort_and_dedup(spans);
-            let properties = writer_properties(options.row_group_rows, options.page_rows, options.zstd_level);
-            let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
-            writer.write(&spans)?;
-            drop(spans);
-            let finished = writer.finish(created_unix_nanos)?;
-            let index_bytes = finished.index.encode();
-            Ok::<_, BlockError>((Bytes::from(finished.sink), index_bytes, finished.index, finished.meta))
-        })
-        .await??;
-        let (data, index_bytes, index, mut meta) = encoded;
+        let encoded = tokio::task::spawn_blocking(move || encode_block(&options, spans, level)).await??;
+        self.put_block(encoded).await
+    }
+
+    /// Stores a block made by [`encode_block`] and returns its metadata.
+    pub(crate) async fn put_block(&self, encoded: EncodedBlock) -> Result<BlockMeta, BlockError> {
+        let EncodedBlock { data, index_bytes, index, mut meta } = encoded;
         meta.size_bytes = (data.len() + index_bytes.len()) as u64;
         let data_path = self.data_path(&meta.id);
         let index_path = self.index_path(&meta.id);
@@ -210,51 +233,37 @@ impl BlockStore {
         self.decode(meta, file, opened, plan, RowFilter::All).await
     }
 
-    /// Calls `f` on every span of the block, one decoded batch at a time, so memory holds
-    /// one batch rather than the whole block; returns the final `state`.
-    pub async fn fold_spans<S, F>(&self, meta: &BlockMeta, state: S, mut f: F) -> Result<S, BlockError>
-    where
-        S: Send + 'static,
-        F: FnMut(&mut S, &[Span]) + Send + 'static,
-    {
-        let (file, opened, plan) = self.whole_file(meta).await?;
-        let batch_rows = self.options.read_batch_rows;
-        let block_id = meta.id.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut state = state;
-            let batches = reader::batch_reader(file, &opened, &plan, batch_rows)?;
-            let mut decoder = SpanDecoder::default();
-            let mut spans = Vec::new();
-            for batch in batches {
-                spans.clear();
-                decoder
-                    .decode(&batch?, RowFilter::All, &mut spans)
-                    .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
-                f(&mut state, &spans);
-            }
-            Ok(state)
-        })
-        .await?
-    }
-
-    /// Calls `f` on every span of the block as a [`SearchRow`], in block order. Only the
-    /// columns a search row holds are decoded (no attributes, events, links or resources),
-    /// one batch at a time; returns the final `state`.
-    pub async fn fold_search_rows<S, F>(&self, meta: &BlockMeta, state: S, mut f: F) -> Result<S, BlockError>
+    /// Calls `f` on every span of the block as a [`SearchRow`], in block order, with
+    /// `matched` telling whether the span satisfies `query`'s span conditions. Only the
+    /// columns the query needs are fetched and decoded (no events, links or scopes; the
+    /// attribute columns only with attribute filters), one batch at a time; returns the final
+    /// `state`.
+    pub async fn fold_search_rows<S, F>(
+        &self,
+        meta: &BlockMeta,
+        query: Arc<SearchQuery>,
+        state: S,
+        mut f: F,
+    ) -> Result<S, BlockError>
     where
         S: Send + 'static,
         F: FnMut(&mut S, SearchRow<'_>) + Send + 'static,
     {
-        let (file, opened, plan) = self.whole_file(meta).await?;
+        let opened = self.open(meta).await?;
+        let search = search_scan::plan(&opened, &query)?;
+        let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
+        let path = self.data_path(&meta.id);
+        let file =
+            reader::fetch_projected(self.store.as_ref(), &path, &search.opened, &plan, &search.projection).await?;
         let batch_rows = self.options.read_batch_rows;
         let block_id = meta.id.clone();
         tokio::task::spawn_blocking(move || {
-            let corrupt = |reason| BlockError::Corrupt { block_id: block_id.clone(), reason };
-            let projection = reader::projection(&opened, &SEARCH_COLUMNS).map_err(corrupt)?;
-            let batches = reader::projected_batch_reader(file, &opened, &plan, batch_rows, Some(projection))?;
+            let batches =
+                reader::projected_batch_reader(file, &search.opened, &plan, batch_rows, Some(search.projection))?;
             let mut state = state;
-            for batch in batches {
-                for_each_search_row(&batch?, |row| f(&mut state, row)).map_err(corrupt)?;
+            for (number, batch) in batches.enumerate() {
+                for_each_search_row(&batch?, number, &query, |row| f(&mut state, row))
+                    .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
             }
             Ok(state)
         })

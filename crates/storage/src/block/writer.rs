@@ -10,6 +10,7 @@
 //! (`trace_id`, `start_unix_nanos`, `span_id`, `kind`) order, so each trace's rows are contiguous and
 //! the index is valid.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 
@@ -69,9 +70,9 @@ impl<W: Write + Send> BlockWriter<W> {
     }
 
     /// Appends spans that continue the block order.
-    pub(crate) fn write(&mut self, spans: &[Span]) -> Result<(), BlockError> {
+    pub(crate) fn write<S: Borrow<Span>>(&mut self, spans: &[S]) -> Result<(), BlockError> {
         for span in spans {
-            self.observe(span)?;
+            self.observe(span.borrow())?;
         }
         for chunk in spans.chunks(ENCODE_BATCH_ROWS) {
             let batch = encode_batch(chunk)?;
@@ -167,11 +168,11 @@ impl<W: Write + Send> BlockWriter<W> {
 /// Sorts spans into block order and drops repeated spans (same [`Span::identity`]: trace ID,
 /// span ID and kind), keeping the first received: clients retry, and a span must be stored
 /// once.
-pub(crate) fn sort_and_dedup(mut spans: Vec<Span>) -> Vec<Span> {
+pub(crate) fn sort_and_dedup<S: Borrow<Span>>(mut spans: Vec<S>) -> Vec<S> {
     // Stable, so that among equal keys the earliest received comes first and is kept.
-    spans.sort_by_key(sort_key);
+    spans.sort_by_key(|span| sort_key(span.borrow()));
     let mut dedup = SpanDedup::default();
-    spans.retain(|span| dedup.first_time(span));
+    spans.retain(|span| dedup.first_time(span.borrow()));
     spans
 }
 

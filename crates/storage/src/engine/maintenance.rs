@@ -11,7 +11,7 @@ use sextant_model::Span;
 use tracing::{info, warn};
 
 use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos};
-use crate::block::{BlockMeta, compaction, retention};
+use crate::block::{BlockError, BlockMeta, compaction, encode_block, retention};
 use crate::head::Head;
 
 /// Puts the frozen head part back if a flush stops before its block is committed — by an
@@ -40,8 +40,10 @@ impl Engine {
                 || active.age().is_some_and(|age| age >= self.options.head_max_age))
     }
 
-    /// Writes the head to a block, commits it to the manifest with the WAL checkpoint, then
-    /// removes the WAL segments the block covers. A no-op on an empty head.
+    /// Writes the head to blocks of at most `block_max_spans` spans, ordered by trace start
+    /// (see [`HeadPart::groups_by_start`](crate::head::HeadPart::groups_by_start)), commits them
+    /// to the manifest together with the WAL checkpoint, then removes the WAL segments they
+    /// cover. A no-op on an empty head.
     pub async fn flush(&self) -> Result<(), EngineError> {
         let _manifest_guard = self.manifest_lock.lock().await;
         let (checkpoint_seq, frozen) = {
@@ -54,29 +56,44 @@ impl Engine {
             (checkpoint_seq, frozen)
         };
         let mut thaw = ThawOnDrop { head: &self.head, armed: true };
-        let spans: Vec<Span> = frozen.spans().cloned().collect();
-        let num_spans = spans.len();
-        drop(frozen);
+        let num_spans = frozen.num_spans();
         let committed = async {
-            let meta = self.blocks.write_block(spans, 0).await?;
+            // The frozen part is shared with readers; blocks are encoded from it in place.
+            let part = frozen.clone();
+            let max_spans = self.options.block_max_spans;
+            let groups =
+                tokio::task::spawn_blocking(move || part.groups_by_start(max_spans)).await.map_err(BlockError::from)?;
+            let mut metas = Vec::with_capacity(groups.len());
+            for group in groups {
+                let (part, options) = (frozen.clone(), self.blocks.options().clone());
+                let encoded = tokio::task::spawn_blocking(move || {
+                    let spans: Vec<&Span> = group.iter().flat_map(|id| part.trace(id).unwrap_or_default()).collect();
+                    encode_block(&options, spans, 0)
+                })
+                .await
+                .map_err(BlockError::from)??;
+                metas.push(self.blocks.put_block(encoded).await?);
+            }
             let manifest = self
                 .blocks
                 .update_manifest(MANIFEST_ATTEMPTS, |current| {
                     let checkpoint = checkpoint_seq.max(current.wal_checkpoint_seq);
-                    Some(current.apply(&[], vec![meta.clone()]).with_wal_checkpoint(checkpoint))
+                    Some(current.apply(&[], metas.clone()).with_wal_checkpoint(checkpoint))
                 })
                 .await?;
-            Ok::<_, EngineError>((meta, manifest))
+            Ok::<_, EngineError>((metas, manifest))
         }
         .await;
+        drop(frozen);
         match committed {
-            Ok((meta, manifest)) => {
+            Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
                 self.head.write().release_frozen();
                 thaw.armed = false;
                 self.wal.remove_segments_before(checkpoint_seq)?;
                 self.metrics.flushes.inc();
-                info!(block = %meta.id, num_spans, size_bytes = meta.size_bytes, "flushed head to block");
+                let size_bytes: u64 = metas.iter().map(|meta| meta.size_bytes).sum();
+                info!(num_blocks = metas.len(), num_spans, size_bytes, "flushed head to blocks");
                 self.update_gauges();
                 Ok(())
             }

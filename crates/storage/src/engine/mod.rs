@@ -77,6 +77,9 @@ pub struct EngineOptions {
     pub head_max_bytes: usize,
     /// …or when its oldest span arrived this long ago.
     pub head_max_age: Duration,
+    /// A flush writes blocks of at most this many spans (a larger trace gets a block of its
+    /// own).
+    pub block_max_spans: usize,
     /// Blocks whose newest span is older than this are deleted.
     pub retention: Duration,
     /// Oldest blocks are deleted while all blocks together exceed this size.
@@ -93,6 +96,7 @@ impl EngineOptions {
             head_max_spans: DEFAULT_HEAD_MAX_SPANS,
             head_max_bytes: DEFAULT_HEAD_MAX_BYTES,
             head_max_age: DEFAULT_HEAD_MAX_AGE,
+            block_max_spans: compaction::DEFAULT_TARGET_SPANS as usize,
             retention: DEFAULT_RETENTION,
             max_total_bytes: None,
             compaction: compaction::CompactionPolicy::default(),

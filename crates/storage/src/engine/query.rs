@@ -1,79 +1,244 @@
-//! Search execution over the head and the blocks.
+//! Search execution over the head and the blocks: newest first, stopping early.
 //!
-//! Two passes. The first streams every span of the head and of every block (one decoded
-//! batch in memory at a time) and keeps, per trace, its true earliest start, latest end and
-//! whether some span matched the query's span conditions. Ordering, the cursor and the
-//! trace-duration bounds are then applied to those exact values, so pages neither skip nor
-//! repeat traces. The second pass assembles only the traces of the page.
+//! The head is read whole (it is in memory). Blocks are then read newest first (by their
+//! latest span start), one at a time, only the columns the query needs (see
+//! `BlockStore::fold_search_rows`). Per trace the search keeps its true earliest start,
+//! latest end, whether some span matched the span conditions, and a summary of its spans.
 //!
-//! Cost: the first pass reads every block. Without attribute filters it decodes only the
-//! columns the span conditions look at (trace ID, start, duration, service, name, status)
-//! and builds no spans; with them it decodes whole spans. Per-block trace summaries that let
-//! it skip blocks are planned with the benchmark work.
+//! The search stops once the page is certain: `limit + 1` matching traces start after every
+//! span of the blocks not read yet that could match (so no trace found later can rank before
+//! them), and neither those traces nor the matched ones after them that the cursor or the
+//! trace-duration bounds exclude so far have spans in an unread block (checked on the
+//! blocks' trace-ID indexes; a block that has some is read, since its spans could move a
+//! trace's start or end).
+//! Ordering, the cursor and the trace-duration bounds use exact values, so pages neither skip
+//! nor repeat traces, and `next_cursor` is set exactly when another page exists.
+//!
+//! A page trace seen in exactly one block is summarised from the rows read (the block holds
+//! each span once, in start order). One also seen in the head or in several blocks is read
+//! again whole, so duplicate spans from retried exports are counted once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use sextant_model::{Resource, Span, TraceId};
+use sextant_model::{Resource, TraceId};
 
 use super::{Engine, EngineError};
-use crate::block::SearchRow;
+use crate::block::{BlockMeta, SearchRow};
 use crate::search::{Cursor, SearchQuery, SearchResult, TraceSummary};
 
-/// What the first pass keeps per trace.
-#[derive(Clone, Copy)]
+/// What the search keeps per trace.
+#[derive(Clone, Debug)]
 struct Seen {
     min_start: u64,
     max_end: u64,
     matched: bool,
+    /// Head parts and blocks the trace was found in (saturating).
+    sources: u8,
+    /// The trace's spans in the one block it was found in; `None` for the head.
+    summary: Option<BlockSummary>,
 }
 
 type SeenMap = HashMap<TraceId, Seen>;
+/// A trace's earliest start and ID: the page order, newest first.
+type Ranked = (u64, TraceId);
 
-impl Seen {
-    const NONE: Seen = Seen { min_start: u64::MAX, max_end: 0, matched: false };
+/// A trace's spans in one block, with service and span names as [`Names`] numbers.
+#[derive(Clone, Debug)]
+struct BlockSummary {
+    span_count: u32,
+    error_count: u32,
+    /// (start, service, name) of the first span in block order (the earliest).
+    first: (u64, u32, u32),
+    /// The same for the earliest span without a parent.
+    root: Option<(u64, u32, u32)>,
+    services: ServiceSet,
+}
 
-    fn add(&mut self, start: u64, end: u64, matched: impl FnOnce() -> bool) {
-        self.min_start = self.min_start.min(start);
-        self.max_end = self.max_end.max(end);
-        self.matched = self.matched || matched();
+impl BlockSummary {
+    fn new(first: (u64, u32, u32)) -> Self {
+        BlockSummary { span_count: 0, error_count: 0, first, root: None, services: ServiceSet::default() }
     }
 
-    fn merge(&mut self, other: Seen) {
-        self.add(other.min_start, other.max_end, || other.matched);
+    fn to_trace_summary(&self, trace_id: TraceId, seen: &Seen, names: &Names) -> TraceSummary {
+        let (_, root_service, root_name) = self.root.unwrap_or(self.first);
+        let mut services: Vec<String> = self.services.iter().map(|id| names.text(id).to_owned()).collect();
+        services.sort();
+        TraceSummary {
+            trace_id,
+            root_service: names.text(root_service).to_owned(),
+            root_name: names.text(root_name).to_owned(),
+            start_unix_nanos: seen.min_start,
+            duration_nanos: seen.max_end.saturating_sub(seen.min_start),
+            span_count: self.span_count as usize,
+            error_count: self.error_count as usize,
+            services,
+        }
     }
 }
 
-fn observe(seen: &mut SeenMap, query: &SearchQuery, span: &Span) {
-    let entry = seen.entry(span.trace_id).or_insert(Seen::NONE);
-    entry.add(span.start_unix_nanos, span.end_unix_nanos, || query.span_matches(span));
+/// A set of [`Names`] numbers: a bit mask for the first 64, a set beyond.
+#[derive(Clone, Debug, Default)]
+struct ServiceSet {
+    low: u64,
+    high: BTreeSet<u32>,
 }
 
-/// First-pass state over block rows. A block keeps one trace's rows together, so they are
-/// gathered in `run` and the map is touched once per trace rather than once per span.
-struct RowFold {
+impl ServiceSet {
+    fn insert(&mut self, id: u32) {
+        match id {
+            0..64 => self.low |= 1 << id,
+            _ => {
+                self.high.insert(id);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..64u32).filter(|i| self.low & (1 << i) != 0).chain(self.high.iter().copied())
+    }
+}
+
+/// Service and span names seen by one search, numbered.
+#[derive(Default)]
+struct Names {
+    texts: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Names {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> &str {
+        &self.texts[id as usize]
+    }
+}
+
+/// Per-batch caches from a batch's distinct-value keys to [`Names`] numbers.
+#[derive(Default)]
+struct KeyCache {
+    batch: Option<usize>,
+    services: Vec<Option<u32>>,
+    names: Vec<Option<u32>>,
+}
+
+impl KeyCache {
+    fn lookup(slots: &mut Vec<Option<u32>>, key: usize, names: &mut Names, text: &str) -> u32 {
+        if key >= slots.len() {
+            slots.resize(key + 1, None);
+        }
+        *slots[key].get_or_insert_with(|| names.id(text))
+    }
+
+    /// (service, name) numbers of a row.
+    fn ids(&mut self, names: &mut Names, row: &SearchRow<'_>) -> (u32, u32) {
+        if self.batch != Some(row.batch) {
+            self.batch = Some(row.batch);
+            self.services.clear();
+            self.names.clear();
+        }
+        let service = Self::lookup(&mut self.services, row.service_key, names, row.service_name);
+        let name = Self::lookup(&mut self.names, row.name_key, names, row.name);
+        (service, name)
+    }
+}
+
+/// The search state, moved into each block read and back.
+struct State {
+    query: Arc<SearchQuery>,
     seen: SeenMap,
+    names: Names,
+    /// Traces in the order they first matched.
+    matched: Vec<TraceId>,
+    cache: KeyCache,
+    /// The trace whose rows are being read (a block keeps a trace's rows together).
     run: Option<(TraceId, Seen)>,
 }
 
-impl RowFold {
-    fn observe(&mut self, query: &SearchQuery, row: SearchRow<'_>) {
-        let run = match &mut self.run {
-            Some((trace_id, run)) if *trace_id == row.trace_id => run,
-            _ => {
-                self.flush();
-                &mut self.run.insert((row.trace_id, Seen::NONE)).1
+impl State {
+    fn merge(&mut self, trace_id: TraceId, found: Seen) {
+        match self.seen.get_mut(&trace_id) {
+            Some(seen) => {
+                let was_matched = seen.matched;
+                seen.min_start = seen.min_start.min(found.min_start);
+                seen.max_end = seen.max_end.max(found.max_end);
+                seen.matched |= found.matched;
+                seen.sources = seen.sources.saturating_add(found.sources);
+                seen.summary = None;
+                if seen.matched && !was_matched {
+                    self.matched.push(trace_id);
+                }
             }
-        };
-        run.add(row.start_unix_nanos, row.end_unix_nanos, || {
-            query.span_fields_match(row.service_name, row.name, row.is_error, row.start_unix_nanos, row.end_unix_nanos)
-        });
+            None => {
+                if found.matched {
+                    self.matched.push(trace_id);
+                }
+                self.seen.insert(trace_id, found);
+            }
+        }
     }
 
-    fn flush(&mut self) {
-        if let Some((trace_id, run)) = self.run.take() {
-            self.seen.entry(trace_id).or_insert(Seen::NONE).merge(run);
+    fn observe_row(&mut self, row: SearchRow<'_>) {
+        if self.run.as_ref().is_none_or(|(trace_id, _)| *trace_id != row.trace_id) {
+            self.end_run();
         }
+        let (service, name) = self.cache.ids(&mut self.names, &row);
+        let start = row.start_unix_nanos;
+        let (_, run) = self.run.get_or_insert_with(|| {
+            let seen = Seen {
+                min_start: start,
+                max_end: 0,
+                matched: false,
+                sources: 1,
+                summary: Some(BlockSummary::new((start, service, name))),
+            };
+            (row.trace_id, seen)
+        });
+        run.min_start = run.min_start.min(start);
+        run.max_end = run.max_end.max(row.end_unix_nanos);
+        run.matched |= row.matched;
+        let summary = run.summary.as_mut().expect("a block run has a summary");
+        summary.span_count += 1;
+        summary.error_count += row.is_error as u32;
+        summary.services.insert(service);
+        if row.is_root && summary.root.is_none_or(|(root_start, _, _)| start < root_start) {
+            summary.root = Some((start, service, name));
+        }
+    }
+
+    fn end_run(&mut self) {
+        if let Some((trace_id, run)) = self.run.take() {
+            self.merge(trace_id, run);
+        }
+    }
+
+    /// The newest matching traces that start after `bound` (all of them without a bound),
+    /// at most `n`, in page order; and the matched traces after `bound` that the cursor or the
+    /// trace-duration bounds exclude for now, which spans not read yet could bring back.
+    fn top(&self, n: usize, bound: Option<u64>) -> (Vec<Ranked>, Vec<Ranked>) {
+        let (mut top, mut excluded): (Vec<Ranked>, Vec<Ranked>) = (Vec::new(), Vec::new());
+        for id in &self.matched {
+            let seen = &self.seen[id];
+            if bound.is_some_and(|bound| seen.min_start <= bound) {
+                continue;
+            }
+            if self.query.trace_matches(seen.min_start, seen.max_end, id) {
+                top.push((seen.min_start, *id));
+            } else if self.query.trace_may_match_later(seen.min_start, seen.max_end) {
+                excluded.push((seen.min_start, *id));
+            }
+        }
+        top.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        top.truncate(n);
+        (top, excluded)
     }
 }
 
@@ -82,79 +247,119 @@ impl Engine {
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchResult, EngineError> {
         let _permit = self.search_permits.acquire().await.expect("the search semaphore is never closed");
         let query = Arc::new(query.clone());
-        let mut seen: SeenMap = HashMap::new();
-        {
-            let head = self.head.read();
-            for part in head.parts() {
-                // Spans of one request share their resource: its service name is looked up
-                // once per run of spans rather than once per span.
-                let mut service: Option<(*const Resource, &str)> = None;
-                for (trace_id, spans) in part.traces() {
-                    let mut run = Seen::NONE;
-                    for span in spans {
-                        run.add(span.start_unix_nanos, span.end_unix_nanos, || {
-                            let resource = Arc::as_ptr(&span.resource);
-                            let name = match service {
-                                Some((cached, name)) if cached == resource => name,
-                                _ => service.insert((resource, span.service_name())).1,
-                            };
-                            query.span_fields_match(
-                                name,
-                                &span.name,
-                                span.is_error(),
-                                span.start_unix_nanos,
-                                span.end_unix_nanos,
-                            ) && query.attributes_match(span)
-                        });
-                    }
-                    seen.entry(*trace_id).or_insert(Seen::NONE).merge(run);
+        let mut state = State {
+            query: query.clone(),
+            seen: HashMap::new(),
+            names: Names::default(),
+            matched: Vec::new(),
+            cache: KeyCache::default(),
+            run: None,
+        };
+        self.search_head(&mut state);
+
+        // Blocks not read yet, newest first.
+        let manifest = self.manifest_snapshot();
+        let mut pending: Vec<&BlockMeta> = manifest.blocks.iter().collect();
+        pending.sort_by(|a, b| b.max_start_unix_nanos.cmp(&a.max_start_unix_nanos).then(a.id.cmp(&b.id)));
+        let (from, to) = (query.start_unix_nanos.unwrap_or(0), query.end_unix_nanos.unwrap_or(u64::MAX));
+        // Only blocks with a span starting in the time range can hold a matching span.
+        let may_match = |meta: &BlockMeta| meta.overlaps_start_range(from, to);
+        let limit = query.effective_limit();
+        let page = loop {
+            let next = pending.iter().position(|meta| may_match(meta));
+            let bound = next.map(|i| pending[i].max_start_unix_nanos);
+            let (top, excluded) = state.top(limit + 1, bound);
+            if top.len() > limit || next.is_none() {
+                // Unread spans of these traces could change their place or bring them in.
+                let spread = self.blocks_holding(&pending, top.iter().chain(&excluded)).await?;
+                if spread.is_empty() {
+                    break top;
+                }
+                for i in spread.into_iter().rev() {
+                    let meta = pending.remove(i);
+                    state = self.search_block(meta, state).await?;
+                }
+            } else if let Some(i) = next {
+                let meta = pending.remove(i);
+                state = self.search_block(meta, state).await?;
+            }
+        };
+
+        let more = page.len() > limit;
+        let page = &page[..page.len().min(limit)];
+        let next_cursor = match more {
+            true => page.last().map(|&(start_unix_nanos, trace_id)| Cursor { start_unix_nanos, trace_id }),
+            false => None,
+        };
+        let mut traces: Vec<TraceSummary> = Vec::with_capacity(page.len());
+        for &(_, trace_id) in page {
+            let seen = &state.seen[&trace_id];
+            match (&seen.summary, seen.sources) {
+                (Some(summary), 1) => traces.push(summary.to_trace_summary(trace_id, seen, &state.names)),
+                _ => {
+                    let spans = self.trace(trace_id).await?;
+                    traces.extend(TraceSummary::of(trace_id, &spans));
                 }
             }
         }
-        let manifest = self.manifest_snapshot();
-        for meta in &manifest.blocks {
-            let query = query.clone();
-            if query.has_attribute_filters() {
-                seen = self
-                    .blocks
-                    .fold_spans(meta, seen, move |seen, spans| {
-                        for span in spans {
-                            observe(seen, &query, span);
-                        }
-                    })
-                    .await?;
-            } else {
-                // Attribute-free conditions need only a few columns: no spans are built.
-                let fold = RowFold { seen, run: None };
-                let mut fold =
-                    self.blocks.fold_search_rows(meta, fold, move |fold, row| fold.observe(&query, row)).await?;
-                fold.flush();
-                seen = fold.seen;
+        Ok(SearchResult { traces, next_cursor })
+    }
+
+    /// Adds every span of the head to the search state.
+    fn search_head(&self, state: &mut State) {
+        let head = self.head.read();
+        for part in head.parts() {
+            // Spans of one request share their resource: its service name is looked up once
+            // per run of spans rather than once per span.
+            let mut service: Option<(*const Resource, &str)> = None;
+            for (trace_id, spans) in part.traces() {
+                let mut run = Seen { min_start: u64::MAX, max_end: 0, matched: false, sources: 1, summary: None };
+                for span in spans {
+                    run.min_start = run.min_start.min(span.start_unix_nanos);
+                    run.max_end = run.max_end.max(span.end_unix_nanos);
+                    if !run.matched {
+                        let resource = Arc::as_ptr(&span.resource);
+                        let name = match service {
+                            Some((cached, name)) if cached == resource => name,
+                            _ => service.insert((resource, span.service_name())).1,
+                        };
+                        run.matched = state.query.span_fields_match(
+                            name,
+                            &span.name,
+                            span.is_error(),
+                            span.start_unix_nanos,
+                            span.end_unix_nanos,
+                        ) && state.query.attributes_match(span);
+                    }
+                }
+                state.merge(*trace_id, run);
             }
         }
+    }
 
-        let mut candidates: Vec<(u64, TraceId)> = seen
-            .into_iter()
-            .filter(|(id, s)| s.matched && query.trace_matches(s.min_start, s.max_end, id))
-            .map(|(id, s)| (s.min_start, id))
-            .collect();
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    /// Reads one block into the search state.
+    async fn search_block(&self, meta: &BlockMeta, mut state: State) -> Result<State, EngineError> {
+        state.cache = KeyCache::default();
+        let query = state.query.clone();
+        let mut state = self.blocks.fold_search_rows(meta, query, state, |state, row| state.observe_row(row)).await?;
+        state.end_run();
+        Ok(state)
+    }
 
-        // Order, page and cursor all use the first pass's values, so they agree even if spans
-        // arrive between the passes.
-        let limit = query.effective_limit();
-        let more = candidates.len() > limit;
-        candidates.truncate(limit);
-        let next_cursor = if more {
-            candidates.last().map(|&(start_unix_nanos, trace_id)| Cursor { start_unix_nanos, trace_id })
-        } else {
-            None
-        };
-        let mut traces: Vec<TraceSummary> = Vec::with_capacity(candidates.len());
-        for (_, trace_id) in candidates {
-            let spans = self.trace(trace_id).await?;
-            traces.extend(TraceSummary::of(trace_id, &spans));
+    /// Positions in `pending` of the blocks holding spans of any of `traces`, ascending.
+    async fn blocks_holding(
+        &self,
+        pending: &[&BlockMeta],
+        traces: impl Iterator<Item = &Ranked>,
+    ) -> Result<Vec<usize>, EngineError> {
+        let mut traces: Vec<TraceId> = traces.map(|(_, trace_id)| *trace_id).collect();
+        traces.sort_unstable();
+        let mut holding = Vec::new();
+        for (i, meta) in pending.iter().enumerate() {
+            if !traces.is_empty() && self.blocks.index(meta).await?.contains_any(&traces) {
+                holding.push(i);
+            }
         }
-        Ok(SearchResult { traces, next_cursor })
+        Ok(holding)
     }
 }

@@ -230,3 +230,149 @@ async fn compaction_output_is_dropped_when_retention_removed_an_input_meanwhile(
     assert_eq!(live.blocks.len(), 1);
     assert_eq!(live.blocks[0].id, job[1], "the untouched input stays live");
 }
+
+mod search_model {
+    //! Search over blocks and the head, page by page, against a reference computed from every
+    //! span directly.
+
+    use super::*;
+    use crate::search::{AttributeFilter, DurationScope, SearchQuery, TraceSummary, merge_trace_spans};
+    use proptest::prelude::*;
+    use sextant_model::{KeyValue, Resource, StatusCode};
+    use std::collections::HashMap;
+
+    /// (trace, span, service, name, start offset, duration, error, attribute value, phase)
+    type SpanSpec = (u8, u8, u8, u8, u16, u16, bool, u8, u8);
+
+    fn build(spec: &SpanSpec, base: u64) -> Span {
+        let &(trace, id, service, name, start, duration, error, value, _) = spec;
+        let start = base + start as u64 * 1_000;
+        let mut span = Span::new(
+            TraceId([trace + 1; 16]),
+            SpanId([id + 1; 8]),
+            format!("op{name}"),
+            start,
+            start + duration as u64 * 1_000,
+        );
+        // Span 0 of a trace is its root; others hang under it.
+        span.parent_span_id = (id != 0).then_some(SpanId([1; 8]));
+        span.resource = Arc::new(Resource {
+            attributes: vec![KeyValue::string("service.name", format!("svc{service}"))],
+            ..Default::default()
+        });
+        span.status_code = if error { StatusCode::Error } else { StatusCode::Unset };
+        span.attributes = vec![KeyValue::string("k", format!("v{value}"))];
+        span
+    }
+
+    fn query_strategy() -> impl Strategy<Value = SearchQuery> {
+        (
+            proptest::option::of(0..3u8),
+            proptest::option::of(0..3u8),
+            proptest::option::of(0..3u8),
+            proptest::option::of((0..40u64, 0..60u64)),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of((0..100u64, 0..100u64)),
+            1..5usize,
+        )
+            .prop_map(|(service, name, value, duration, span_scope, errors_only, range, limit)| SearchQuery {
+                service: service.map(|s| format!("svc{s}")),
+                operation: name.map(|n| format!("op{n}")),
+                attributes: value
+                    .map(|v| AttributeFilter { key: "k".into(), value: format!("v{v}") })
+                    .into_iter()
+                    .collect(),
+                min_duration_nanos: duration.map(|(min, _)| min * 1_000),
+                max_duration_nanos: duration.map(|(min, extra)| (min + extra) * 1_000),
+                duration_scope: if span_scope { DurationScope::Span } else { DurationScope::Trace },
+                errors_only,
+                // Offsets become absolute times in the test.
+                start_unix_nanos: range.map(|(from, _)| from),
+                end_unix_nanos: range.map(|(from, len)| from + len),
+                limit,
+                cursor: None,
+            })
+    }
+
+    fn reference(spans: &[Span], query: &SearchQuery) -> Vec<TraceSummary> {
+        let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
+        for span in spans {
+            by_trace.entry(span.trace_id).or_default().push(span.clone());
+        }
+        let mut found: Vec<TraceSummary> = by_trace
+            .into_iter()
+            .filter_map(|(id, spans)| {
+                let spans = merge_trace_spans(spans);
+                let summary = TraceSummary::of(id, &spans)?;
+                let end = summary.start_unix_nanos + summary.duration_nanos;
+                (spans.iter().any(|s| query.span_matches(s)) && query.trace_matches(summary.start_unix_nanos, end, &id))
+                    .then_some(summary)
+            })
+            .collect();
+        found.sort_by(|a, b| b.start_unix_nanos.cmp(&a.start_unix_nanos).then(a.trace_id.cmp(&b.trace_id)));
+        found
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        #[test]
+        fn pages_match_a_scan_of_every_span(
+            specs in proptest::collection::vec(
+                (0..12u8, 0..5u8, 0..3u8, 0..3u8, 0..60u16, 0..50u16, proptest::bool::weighted(0.2), 0..3u8, 0..4u8),
+                1..60,
+            ),
+            mut query in query_strategy(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = open(dir.path(), |o| o.block_max_spans = 6).await;
+                let base = now_unix_nanos() - 3_600_000_000_000;
+                if let (Some(from), Some(to)) = (query.start_unix_nanos, query.end_unix_nanos) {
+                    query.start_unix_nanos = Some(base + from * 1_000);
+                    query.end_unix_nanos = Some(base + to * 1_000);
+                }
+                // Phases 0-2 end with a flush (phase 3 stays in the head). A span that comes
+                // twice (same trace and span ID) is a client's retry: same content, maybe
+                // another phase.
+                let mut first: HashMap<(u8, u8), SpanSpec> = HashMap::new();
+                let specs: Vec<SpanSpec> = specs
+                    .iter()
+                    .map(|s| (*first.entry((s.0, s.1)).or_insert(*s), s.8))
+                    .map(|(mut content, phase)| {
+                        content.8 = phase;
+                        content
+                    })
+                    .collect();
+                let mut all = Vec::new();
+                for phase in 0..4u8 {
+                    let batch: Vec<Span> = specs.iter().filter(|s| s.8 == phase).map(|s| build(s, base)).collect();
+                    all.extend(batch.iter().cloned());
+                    engine.append(batch).await.unwrap();
+                    if phase < 3 {
+                        engine.flush().await.unwrap();
+                    }
+                }
+                let want = reference(&all, &query);
+                let mut got = Vec::new();
+                let limit = query.limit;
+                loop {
+                    let page = engine.search(&query).await.unwrap();
+                    prop_assert!(page.traces.len() <= limit);
+                    if page.next_cursor.is_some() {
+                        prop_assert_eq!(page.traces.len(), limit, "a page before the last is full");
+                    }
+                    got.extend(page.traces);
+                    match page.next_cursor {
+                        Some(cursor) => query.cursor = Some(cursor),
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(got, want);
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Trace lookups and time-range reads return exactly their spans and fetch little.
 
 use super::*;
+use crate::search::SearchQuery;
 
 #[tokio::test]
 async fn read_trace_returns_one_trace_across_row_group_boundaries() {
@@ -78,11 +79,13 @@ async fn row_groups_outside_the_range_are_pruned_by_statistics() {
     assert_eq!(store.read_spans_in_range(&meta, 100_000_000, 101_000_000).await.unwrap().len(), 5);
 }
 
-/// Spans of several services and names, some errors, durations from 0 to 9,000 ns; one span
-/// has no `service.name` and reads as `unknown_service`.
+/// Spans of several services and names, some errors, durations from 0 to 9,000 ns, typed
+/// attributes; one span has no `service.name` and reads as `unknown_service`, and some
+/// resources carry a `region`.
 fn varied_spans() -> Vec<Span> {
     let mut spans = simple_spans(200, 6);
-    let services = ["cart", "checkout", "db"].map(resource);
+    let mut services = ["cart", "checkout", "db"].map(resource);
+    Arc::make_mut(&mut services[2]).attributes.push(KeyValue::string("region", "eu"));
     for (i, span) in spans.iter_mut().enumerate() {
         let (t, s) = (i / 6, i % 6);
         span.resource = services[(t * s + t / 7) % 3].clone();
@@ -93,8 +96,25 @@ fn varied_spans() -> Vec<Span> {
         } else if i % 5 == 0 {
             span.status_code = StatusCode::Ok;
         }
+        span.attributes = vec![
+            KeyValue::string("user", format!("u{}", i % 13)),
+            KeyValue { key: "http.status_code".into(), value: AnyValue::Int(200 + (i % 3) as i64 * 100) },
+            KeyValue { key: "retry".into(), value: AnyValue::Bool(i % 4 == 0) },
+        ];
+        if i % 9 == 0 {
+            // The last attribute with a key decides, as `find_attribute` says.
+            span.attributes.push(KeyValue::string("user", "override"));
+            span.attributes.push(KeyValue { key: "region".into(), value: AnyValue::Bytes(vec![1, 2]) });
+        }
+        if i % 10 == 0 {
+            span.attributes.push(KeyValue {
+                key: "tags".into(),
+                value: AnyValue::Array(vec![AnyValue::String("a".into()), AnyValue::Int(1)]),
+            });
+        }
     }
     spans[17].resource = Arc::new(Resource::default());
+    spans[20].parent_span_id = None;
     spans
 }
 
@@ -105,7 +125,7 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
     let meta = store.write_block(varied_spans(), 0).await.unwrap();
     let spans = store.read_spans(&meta).await.unwrap();
     let rows = store
-        .fold_search_rows(&meta, Vec::new(), |rows, row| {
+        .fold_search_rows(&meta, Arc::new(SearchQuery::default()), Vec::new(), |rows, row| {
             rows.push((
                 row.trace_id,
                 row.start_unix_nanos,
@@ -113,6 +133,8 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
                 row.service_name.to_owned(),
                 row.name.to_owned(),
                 row.is_error,
+                row.is_root,
+                row.matched,
             ))
         })
         .await
@@ -127,6 +149,8 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
                 s.service_name().to_owned(),
                 s.name.clone(),
                 s.is_error(),
+                s.is_root(),
+                true,
             )
         })
         .collect();
@@ -135,18 +159,14 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
 }
 
 #[tokio::test]
-async fn search_rows_match_traces_exactly_as_whole_spans_do() {
-    use crate::search::{DurationScope, SearchQuery};
+async fn search_rows_match_exactly_as_whole_spans_do() {
+    use crate::search::{AttributeFilter, DurationScope};
 
-    type PerTrace = BTreeMap<TraceId, (u64, u64, bool)>;
-    fn add(map: &mut PerTrace, trace_id: TraceId, start: u64, end: u64, matched: bool) {
-        let entry = map.entry(trace_id).or_insert((u64::MAX, 0, false));
-        *entry = (entry.0.min(start), entry.1.max(end), entry.2 || matched);
-    }
-
+    let attribute = |key: &str, value: &str| AttributeFilter { key: key.into(), value: value.into() };
     let options = BlockStoreOptions { read_batch_rows: 64, ..small_row_groups() };
     let store = memory_store(options);
     let meta = store.write_block(varied_spans(), 0).await.unwrap();
+    let spans = store.read_spans(&meta).await.unwrap();
     let queries = [
         SearchQuery::default(),
         SearchQuery { service: Some("checkout".into()), ..Default::default() },
@@ -159,7 +179,6 @@ async fn search_rows_match_traces_exactly_as_whole_spans_do() {
             duration_scope: DurationScope::Span,
             ..Default::default()
         },
-        SearchQuery { min_duration_nanos: Some(13_000), duration_scope: DurationScope::Trace, ..Default::default() },
         SearchQuery { start_unix_nanos: Some(50_000_000), end_unix_nanos: Some(120_002_000), ..Default::default() },
         SearchQuery {
             service: Some("cart".into()),
@@ -169,40 +188,66 @@ async fn search_rows_match_traces_exactly_as_whole_spans_do() {
             start_unix_nanos: Some(10_000_000),
             ..Default::default()
         },
+        SearchQuery { attributes: vec![attribute("user", "u3")], ..Default::default() },
+        SearchQuery { attributes: vec![attribute("user", "override")], ..Default::default() },
+        SearchQuery { attributes: vec![attribute("http.status_code", "300")], ..Default::default() },
+        SearchQuery { attributes: vec![attribute("retry", "true")], ..Default::default() },
+        // A span attribute shadows the resource's; the resource answers when the span has none.
+        SearchQuery { attributes: vec![attribute("region", "eu")], ..Default::default() },
+        SearchQuery { attributes: vec![attribute("service.name", "db")], ..Default::default() },
+        SearchQuery { attributes: vec![attribute("tags", "[a,1]")], ..Default::default() },
+        SearchQuery {
+            service: Some("cart".into()),
+            attributes: vec![attribute("user", "u5"), attribute("retry", "false")],
+            ..Default::default()
+        },
     ];
     for query in queries {
-        let by_spans = {
-            let query = query.clone();
-            store
-                .fold_spans(&meta, PerTrace::new(), move |map, spans| {
-                    for s in spans {
-                        add(map, s.trace_id, s.start_unix_nanos, s.end_unix_nanos, query.span_matches(s));
-                    }
-                })
-                .await
-                .unwrap()
-        };
-        let by_rows = {
-            let query = query.clone();
-            store
-                .fold_search_rows(&meta, PerTrace::new(), move |map, r| {
-                    let matched = query.span_fields_match(
-                        r.service_name,
-                        r.name,
-                        r.is_error,
-                        r.start_unix_nanos,
-                        r.end_unix_nanos,
-                    );
-                    add(map, r.trace_id, r.start_unix_nanos, r.end_unix_nanos, matched);
-                })
-                .await
-                .unwrap()
-        };
-        assert_eq!(by_rows, by_spans, "{query:?}");
-        let matched = by_spans.iter().filter(|(id, v)| v.2 && query.trace_matches(v.0, v.1, id)).count();
+        let want: Vec<bool> = spans.iter().map(|s| query.span_matches(s)).collect();
+        let got = store
+            .fold_search_rows(&meta, Arc::new(query.clone()), Vec::new(), |matched, row| matched.push(row.matched))
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{query:?}");
+        let count = want.iter().filter(|&&m| m).count();
         if query != SearchQuery::default() {
-            assert!(matched < by_spans.len(), "the query must reject some traces: {query:?}");
+            assert!(count < spans.len(), "the query must reject some spans: {query:?}");
         }
-        assert!(matched > 0, "the query must match some traces: {query:?}");
+        assert!(count > 0, "the query must match some spans: {query:?}");
+    }
+}
+
+/// Columns with more distinct values than a dictionary page holds fall back to plain pages;
+/// the search scan reads them as dictionaries all the same.
+#[tokio::test]
+async fn search_rows_match_in_columns_that_fell_back_from_dictionaries() {
+    use crate::search::AttributeFilter;
+
+    let store = memory_store(BlockStoreOptions::default());
+    let mut spans = simple_spans(4_000, 5);
+    for (i, span) in spans.iter_mut().enumerate() {
+        span.name = format!("operation-{i:0>120}");
+        span.attributes = vec![KeyValue::string("id", format!("value-{i:0>120}"))];
+    }
+    let meta = store.write_block(spans.clone(), 0).await.unwrap();
+    let opened = store.open(&meta).await.unwrap();
+    let fell_back = opened.metadata().row_groups()[0].columns().iter().any(|c| {
+        c.column_path().string().starts_with("attributes")
+            && c.encodings().any(|e| e == parquet::basic::Encoding::PLAIN)
+    });
+    assert!(fell_back, "the test needs a column that left dictionary encoding");
+    for i in [0usize, 7_777, 19_999] {
+        let query = SearchQuery {
+            operation: Some(format!("operation-{i:0>120}")),
+            attributes: vec![AttributeFilter { key: "id".into(), value: format!("value-{i:0>120}") }],
+            ..Default::default()
+        };
+        let want: Vec<bool> = in_block_order(spans.clone()).iter().map(|s| query.span_matches(s)).collect();
+        let got = store
+            .fold_search_rows(&meta, Arc::new(query), Vec::new(), |matched, row| matched.push(row.matched))
+            .await
+            .unwrap();
+        assert_eq!(got.iter().filter(|&&m| m).count(), 1);
+        assert_eq!(got, want);
     }
 }

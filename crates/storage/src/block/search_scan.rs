@@ -1,0 +1,341 @@
+//! The search scan: the few columns a search needs, read with their dictionaries kept, and
+//! the span conditions evaluated on them without building spans.
+//!
+//! A search reads a block with [`search_schema`], the block schema in which service and span
+//! names and attribute keys and string values are dictionary arrays: each batch decodes its
+//! distinct values once, and a condition on them is decided once per distinct value, then
+//! per row by its key. Only the leaf columns the query needs are fetched and decoded (see
+//! [`plan`]): attribute columns only with attribute filters, and of those only the value
+//! columns a filter value could match (an integer column only for a filter value that parses
+//! as one, and so on).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt64Type};
+use arrow_array::{Array, BinaryArray, BooleanArray, PrimitiveArray, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use sextant_model::{AnyValue, StatusCode, TraceId, find_attribute};
+
+use super::BlockError;
+use super::attributes::{from_otlp_json, structured_from_json};
+use super::decode::{TextColumn, column, fixed, primitive, trace_id_at};
+use super::reader::OpenedBlock;
+use super::schema::*;
+use crate::search::{AttributeFilter, SearchQuery};
+
+type Result<T> = std::result::Result<T, String>;
+
+/// One span as a search sees it, read without building a [`sextant_model::Span`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchRow<'a> {
+    pub trace_id: TraceId,
+    pub start_unix_nanos: u64,
+    /// `start_unix_nanos + duration_nanos` (wrapping), as in a decoded span.
+    pub end_unix_nanos: u64,
+    pub service_name: &'a str,
+    pub name: &'a str,
+    pub is_error: bool,
+    /// Whether the span has no parent.
+    pub is_root: bool,
+    /// Whether the span satisfies every span condition of the query, attributes included
+    /// ([`SearchQuery::span_matches`]).
+    pub matched: bool,
+    /// Numbers the batch the row came from; `service_key` and `name_key` name distinct
+    /// values within one batch (the same key is the same text), so callers can cache work
+    /// per distinct value.
+    pub batch: usize,
+    pub service_key: usize,
+    pub name_key: usize,
+}
+
+/// Top-level columns every search reads.
+const SEARCH_COLUMNS: [&str; 7] =
+    [TRACE_ID, PARENT_SPAN_ID, START_UNIX_NANOS, DURATION_NANOS, SERVICE_NAME, NAME, STATUS_CODE];
+
+/// The block schema with the texts a search compares as dictionaries.
+pub(crate) fn search_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+            let as_dictionary = |field: &Field| field.clone().with_data_type(dictionary.clone());
+            let fields: Vec<Field> = block_schema()
+                .fields()
+                .iter()
+                .map(|field| match field.name().as_str() {
+                    SERVICE_NAME | NAME => as_dictionary(field),
+                    ATTRIBUTES => {
+                        let items: Fields = attribute_fields()
+                            .iter()
+                            .map(|f| match f.name().as_str() {
+                                ATTR_KEY | ATTR_STRING => Arc::new(as_dictionary(f)),
+                                _ => f.clone(),
+                            })
+                            .collect();
+                        let item = Field::new("item", DataType::Struct(items), false);
+                        field.as_ref().clone().with_data_type(DataType::List(Arc::new(item)))
+                    }
+                    _ => field.as_ref().clone(),
+                })
+                .collect();
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+/// How to read a block for one search.
+pub(crate) struct SearchPlan {
+    /// The block's footer with [`search_schema`] as its Arrow schema.
+    pub(crate) opened: OpenedBlock,
+    pub(crate) projection: ProjectionMask,
+}
+
+/// The attribute value columns that could hold a value equal to one of `filters`.
+fn value_columns(filters: &[AttributeFilter]) -> Vec<&'static str> {
+    let mut columns = vec![ATTR_KEY, ATTR_TYPE, ATTR_STRING];
+    let any = |test: fn(&str) -> bool| filters.iter().any(|f| test(&f.value));
+    if any(|v| v.parse::<i64>().is_ok()) {
+        columns.push(ATTR_INT);
+    }
+    if any(|v| v.parse::<f64>().is_ok()) {
+        columns.push(ATTR_DOUBLE);
+    }
+    if any(|v| v.parse::<bool>().is_ok()) {
+        columns.push(ATTR_BOOL);
+    }
+    // Bytes compare as lowercase hex.
+    if any(|v| v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
+        columns.push(ATTR_BYTES);
+    }
+    columns
+}
+
+/// The search schema and the leaf columns `query` needs.
+pub(crate) fn plan(opened: &OpenedBlock, query: &SearchQuery) -> std::result::Result<SearchPlan, BlockError> {
+    let options = ArrowReaderOptions::new().with_schema(search_schema());
+    let arrow = ArrowReaderMetadata::try_new(opened.arrow.metadata().clone(), options)?;
+    let values = value_columns(&query.attributes);
+    let with_attributes = query.has_attribute_filters();
+    let leaves: Vec<usize> = arrow
+        .parquet_schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| {
+            let parts = column.path().parts();
+            let root = parts[0].as_str();
+            SEARCH_COLUMNS.contains(&root)
+                || (with_attributes && root == RESOURCE_ATTRIBUTES)
+                || (with_attributes && root == ATTRIBUTES && values.contains(&parts[parts.len() - 1].as_str()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let projection = ProjectionMask::leaves(arrow.parquet_schema(), leaves);
+    Ok(SearchPlan { opened: OpenedBlock { arrow, file_size: opened.file_size }, projection })
+}
+
+/// Calls `f` on every row of `batch` (read by a [`plan`] for `query`), in row order.
+/// Attribute filters are evaluated only on rows that pass the other conditions.
+pub(crate) fn for_each_search_row(
+    batch: &RecordBatch,
+    batch_number: usize,
+    query: &SearchQuery,
+    mut f: impl FnMut(SearchRow<'_>),
+) -> Result<()> {
+    let trace_ids = fixed(batch, TRACE_ID, 16)?;
+    let parent_ids = fixed(batch, PARENT_SPAN_ID, 8)?;
+    let starts = primitive::<UInt64Type>(batch, START_UNIX_NANOS)?;
+    let durations = primitive::<UInt64Type>(batch, DURATION_NANOS)?;
+    let services = TextColumn::new(batch, SERVICE_NAME)?;
+    let names = TextColumn::new(batch, NAME)?;
+    let status_codes = primitive::<arrow_array::types::UInt8Type>(batch, STATUS_CODE)?;
+    let mut attributes = match query.has_attribute_filters() {
+        true => Some(AttributeMatcher::new(batch, &query.attributes)?),
+        false => None,
+    };
+    // Service and name conditions, decided once per distinct value.
+    let service_equal = query.service.as_deref().map(|s| services.distinct_equal(s));
+    let name_equal = query.operation.as_deref().map(|o| names.distinct_equal(o));
+    let error = StatusCode::Error as u8;
+    for (row, (&start, &duration)) in starts.values().iter().zip(durations.values().iter()).enumerate() {
+        let (service_key, name_key) = (services.key(row), names.key(row));
+        let (service_name, name) = (services.text(service_key)?, names.text(name_key)?);
+        let is_error = status_codes.value(row) == error;
+        let end = start.wrapping_add(duration);
+        let text_match =
+            |column: &TextColumn<'_>, equal: &Option<Option<Vec<bool>>>, want: &Option<String>| match (equal, want) {
+                (Some(equal), Some(want)) => column.row_equals(row, equal.as_deref(), want),
+                _ => Ok(true),
+            };
+        let matched = text_match(&services, &service_equal, &query.service)?
+            && text_match(&names, &name_equal, &query.operation)?
+            && query.span_status_and_times_match(is_error, start, end)
+            && match &mut attributes {
+                Some(attributes) => attributes.matches(row)?,
+                None => true,
+            };
+        f(SearchRow {
+            trace_id: trace_id_at(trace_ids, row),
+            start_unix_nanos: start,
+            end_unix_nanos: end,
+            service_name,
+            name,
+            is_error,
+            is_root: parent_ids.is_null(row),
+            matched,
+            batch: batch_number,
+            service_key,
+            name_key,
+        });
+    }
+    Ok(())
+}
+
+/// One filter, prepared for a batch.
+struct PreparedFilter<'a> {
+    filter: &'a AttributeFilter,
+    /// Per distinct attribute key: equal to the filter's key.
+    key_equal: Option<Vec<bool>>,
+    /// Per distinct string value: equal to the filter's value.
+    value_equal: Option<Vec<bool>>,
+    int: Option<i64>,
+    double: Option<f64>,
+    boolean: Option<bool>,
+}
+
+/// Attribute filters over one batch's attribute columns, with the semantics of
+/// [`AttributeFilter::matches_span`]: the span's last attribute with the key decides; without
+/// one, the resource's.
+struct AttributeMatcher<'a> {
+    filters: Vec<PreparedFilter<'a>>,
+    offsets: &'a [i32],
+    keys: TextColumn<'a>,
+    types: &'a PrimitiveArray<UInt8Type>,
+    strings: TextColumn<'a>,
+    ints: Option<&'a PrimitiveArray<Int64Type>>,
+    doubles: Option<&'a PrimitiveArray<Float64Type>>,
+    bools: Option<&'a BooleanArray>,
+    bytes: Option<&'a BinaryArray>,
+    resources: TextColumn<'a>,
+    /// Per resource (dictionary key) and filter, the resource's answer once computed.
+    resource_answers: HashMap<(usize, usize), bool>,
+}
+
+impl<'a> AttributeMatcher<'a> {
+    fn new(batch: &'a RecordBatch, filters: &'a [AttributeFilter]) -> Result<Self> {
+        let list = column(batch, ATTRIBUTES)?.as_list_opt::<i32>().ok_or("attributes is not a list")?;
+        let items = list.values().as_struct_opt().ok_or("attributes items are not structs")?;
+        let field = |name: &str| items.column_by_name(name).map(|c| c.as_ref());
+        let required = |name: &str| field(name).ok_or_else(|| format!("attributes field {name} was not read"));
+        let bad = |name: &str| format!("attributes field {name} has the wrong type");
+        let keys = TextColumn::of(required(ATTR_KEY)?, ATTR_KEY)?;
+        let strings = TextColumn::of(required(ATTR_STRING)?, ATTR_STRING)?;
+        let filters = filters
+            .iter()
+            .map(|filter| PreparedFilter {
+                filter,
+                key_equal: keys.distinct_equal(&filter.key),
+                value_equal: strings.distinct_equal(&filter.value),
+                int: filter.value.parse().ok(),
+                double: filter.value.parse().ok(),
+                boolean: filter.value.parse().ok(),
+            })
+            .collect();
+        Ok(AttributeMatcher {
+            filters,
+            offsets: list.value_offsets(),
+            keys,
+            types: required(ATTR_TYPE)?.as_primitive_opt().ok_or_else(|| bad(ATTR_TYPE))?,
+            strings,
+            ints: field(ATTR_INT).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_INT))).transpose()?,
+            doubles: field(ATTR_DOUBLE).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_DOUBLE))).transpose()?,
+            bools: field(ATTR_BOOL).map(|c| c.as_boolean_opt().ok_or_else(|| bad(ATTR_BOOL))).transpose()?,
+            bytes: field(ATTR_BYTES).map(|c| c.as_binary_opt().ok_or_else(|| bad(ATTR_BYTES))).transpose()?,
+            resources: TextColumn::new(batch, RESOURCE_ATTRIBUTES)?,
+            resource_answers: HashMap::new(),
+        })
+    }
+
+    fn matches(&mut self, row: usize) -> Result<bool> {
+        for i in 0..self.filters.len() {
+            let answer = match self.span_answer(row, &self.filters[i])? {
+                Some(answer) => answer,
+                None => self.resource_answer(row, i)?,
+            };
+            if !answer {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The answer of the span's last attribute with the filter's key, if it has one.
+    fn span_answer(&self, row: usize, prepared: &PreparedFilter<'_>) -> Result<Option<bool>> {
+        let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        let filter = prepared.filter;
+        let mut found = None;
+        for i in (start..end).rev() {
+            if self.keys.row_equals(i, prepared.key_equal.as_deref(), &filter.key)? {
+                found = Some(i);
+                break;
+            }
+        }
+        let Some(i) = found else { return Ok(None) };
+        let missing = |what: &str| format!("attribute {:?}: {what} is null", filter.key);
+        // A value column that was not read cannot hold a value equal to the filter's.
+        let answer = match self.types.value(i) {
+            value_type::STRING => {
+                if self.strings.is_null(i) {
+                    return Err(missing(ATTR_STRING));
+                }
+                self.strings.row_equals(i, prepared.value_equal.as_deref(), &filter.value)?
+            }
+            value_type::INT => match (self.ints, prepared.int) {
+                (Some(ints), Some(want)) if !ints.is_null(i) => ints.value(i) == want,
+                (Some(_), Some(_)) => return Err(missing(ATTR_INT)),
+                _ => false,
+            },
+            value_type::DOUBLE => match (self.doubles, prepared.double) {
+                (Some(doubles), Some(want)) if !doubles.is_null(i) => doubles.value(i) == want,
+                (Some(_), Some(_)) => return Err(missing(ATTR_DOUBLE)),
+                _ => false,
+            },
+            value_type::BOOL => match (self.bools, prepared.boolean) {
+                (Some(bools), Some(want)) if !bools.is_null(i) => bools.value(i) == want,
+                (Some(_), Some(_)) => return Err(missing(ATTR_BOOL)),
+                _ => false,
+            },
+            value_type::BYTES => match self.bytes {
+                Some(bytes) if !bytes.is_null(i) => filter.matches_value(&AnyValue::Bytes(bytes.value(i).to_vec())),
+                Some(_) => return Err(missing(ATTR_BYTES)),
+                None => false,
+            },
+            kind @ (value_type::ARRAY | value_type::KVLIST) => {
+                if self.strings.is_null(i) {
+                    return Err(missing(ATTR_STRING));
+                }
+                let text = self.strings.text(self.strings.key(i))?;
+                filter.matches_value(&structured_from_json(kind, text)?)
+            }
+            other => return Err(format!("attribute {:?}: unknown value_type {other}", filter.key)),
+        };
+        Ok(Some(answer))
+    }
+
+    /// The answer of the row's resource to filter `i`, computed once per resource.
+    fn resource_answer(&mut self, row: usize, i: usize) -> Result<bool> {
+        let resource = self.resources.key(row);
+        if let Some(&answer) = self.resource_answers.get(&(resource, i)) {
+            return Ok(answer);
+        }
+        let filter = self.filters[i].filter;
+        let attributes = from_otlp_json(self.resources.text(resource)?)?;
+        let answer = find_attribute(&attributes, &filter.key).is_some_and(|value| filter.matches_value(value));
+        self.resource_answers.insert((resource, i), answer);
+        Ok(answer)
+    }
+}
