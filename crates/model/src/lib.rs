@@ -63,6 +63,34 @@ impl AnyValue {
     }
 }
 
+/// What a heap allocation of `len` bytes takes: allocators hand out size classes, 16 bytes
+/// apart at the sizes spans use.
+fn heap_bytes(len: usize) -> usize {
+    len.next_multiple_of(16)
+}
+
+/// Heap bytes of a list of key-values: the list itself, each key and each value.
+fn key_values_heap_bytes(kvs: &Vec<KeyValue>) -> usize {
+    heap_bytes(kvs.capacity() * std::mem::size_of::<KeyValue>())
+        + kvs.iter().map(|kv| heap_bytes(kv.key.capacity()) + kv.value.heap_bytes()).sum::<usize>()
+}
+
+impl AnyValue {
+    /// Heap bytes the value owns (see [`Span::size_bytes`]).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            AnyValue::String(s) => heap_bytes(s.capacity()),
+            AnyValue::Bytes(b) => heap_bytes(b.capacity()),
+            AnyValue::Bool(_) | AnyValue::Int(_) | AnyValue::Double(_) => 0,
+            AnyValue::Array(values) => {
+                heap_bytes(values.capacity() * std::mem::size_of::<AnyValue>())
+                    + values.iter().map(AnyValue::heap_bytes).sum::<usize>()
+            }
+            AnyValue::KvList(kvs) => key_values_heap_bytes(kvs),
+        }
+    }
+}
+
 impl fmt::Display for AnyValue {
     /// Renders the value the way users type it in a filter: strings bare, numbers in decimal,
     /// bytes in hex, arrays and maps as JSON-like text.
@@ -305,17 +333,27 @@ impl Span {
         self.status_code == StatusCode::Error
     }
 
-    /// Approximate heap and inline size, for memory accounting in the head.
+    /// Bytes the span occupies in memory: its struct and every heap allocation it owns
+    /// (by capacity, in the allocator's 16-byte size steps), not counting the resource and
+    /// scope it shares with other spans. Memory accounting in the head relies on it.
     pub fn size_bytes(&self) -> usize {
-        let kvs =
-            |attrs: &[KeyValue]| -> usize { attrs.iter().map(|kv| 24 + kv.key.len() + kv.value.size_bytes()).sum() };
         std::mem::size_of::<Span>()
-            + self.name.len()
-            + self.trace_state.len()
-            + self.status_message.len()
-            + kvs(&self.attributes)
-            + self.events.iter().map(|e| 48 + e.name.len() + kvs(&e.attributes)).sum::<usize>()
-            + self.links.iter().map(|l| 64 + l.trace_state.len() + kvs(&l.attributes)).sum::<usize>()
+            + heap_bytes(self.name.capacity())
+            + heap_bytes(self.trace_state.capacity())
+            + heap_bytes(self.status_message.capacity())
+            + key_values_heap_bytes(&self.attributes)
+            + heap_bytes(self.events.capacity() * std::mem::size_of::<Event>())
+            + self
+                .events
+                .iter()
+                .map(|e| heap_bytes(e.name.capacity()) + key_values_heap_bytes(&e.attributes))
+                .sum::<usize>()
+            + heap_bytes(self.links.capacity() * std::mem::size_of::<Link>())
+            + self
+                .links
+                .iter()
+                .map(|l| heap_bytes(l.trace_state.capacity()) + key_values_heap_bytes(&l.attributes))
+                .sum::<usize>()
     }
 
     /// The identity used to recognise the same span sent twice (client retries). The kind is

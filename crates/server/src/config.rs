@@ -86,6 +86,9 @@ pub struct RawStorage {
     pub head_max_spans: u64,
     pub head_max_bytes: u64,
     pub head_max_age: String,
+    /// Spans per block: flushes write blocks up to this size and compaction merges smaller
+    /// ones up to it.
+    pub block_max_spans: u64,
     pub retention: String,
     /// 0 means no limit.
     pub max_total_bytes: u64,
@@ -153,6 +156,7 @@ impl Default for RawStorage {
             head_max_spans: engine.head_max_spans as u64,
             head_max_bytes: engine.head_max_bytes as u64,
             head_max_age: humantime::format_duration(engine.head_max_age).to_string(),
+            block_max_spans: engine.block_max_spans as u64,
             retention: humantime::format_duration(engine.retention).to_string(),
             max_total_bytes: 0,
             compaction_interval: humantime::format_duration(engine.compaction_interval).to_string(),
@@ -249,6 +253,8 @@ impl RawConfig {
         engine.head_max_spans = positive("storage.head_max_spans", s.head_max_spans)?;
         engine.head_max_bytes = positive("storage.head_max_bytes", s.head_max_bytes)?;
         engine.head_max_age = duration("storage.head_max_age", &s.head_max_age)?;
+        engine.block_max_spans = positive("storage.block_max_spans", s.block_max_spans)?;
+        engine.compaction.target_spans = engine.block_max_spans as u64;
         engine.retention = duration("storage.retention", &s.retention)?;
         engine.max_total_bytes = (s.max_total_bytes > 0).then_some(s.max_total_bytes);
         engine.compaction_interval = duration("storage.compaction_interval", &s.compaction_interval)?;

@@ -28,16 +28,35 @@ pub struct HeadPart {
 }
 
 impl HeadPart {
+    /// Adds spans. Runs of spans of the same trace (a request usually carries each trace's
+    /// spans together) are added at once, so a trace's list is sized for them.
     pub fn insert(&mut self, spans: Vec<Span>) {
         if spans.is_empty() {
             return;
         }
         self.first_insert_opt.get_or_insert_with(Instant::now);
-        for span in spans {
-            self.num_spans += 1;
-            self.size_bytes += span.size_bytes();
-            self.traces.entry(span.trace_id).or_default().push(span);
+        let map_capacity = self.traces.capacity();
+        let mut spans = spans.into_iter().peekable();
+        while let Some(first) = spans.next() {
+            let trace_id = first.trace_id;
+            let mut run = vec![first];
+            while let Some(next) = spans.next_if(|span| span.trace_id == trace_id) {
+                run.push(next);
+            }
+            let trace = self.traces.entry(trace_id).or_default();
+            let capacity = trace.capacity();
+            trace.reserve_exact(run.len());
+            for span in run {
+                self.num_spans += 1;
+                // The span's struct lives in the trace's list, counted by capacity below.
+                self.size_bytes += span.size_bytes() - std::mem::size_of::<Span>();
+                trace.push(span);
+            }
+            self.size_bytes += (trace.capacity() - capacity) * std::mem::size_of::<Span>();
         }
+        // The map's table: one (trace ID, list) slot and one control byte per entry.
+        let slot = std::mem::size_of::<(TraceId, Vec<Span>)>() + 1;
+        self.size_bytes += (self.traces.capacity() - map_capacity) * slot;
     }
 
     pub fn trace(&self, trace_id: &TraceId) -> Option<&[Span]> {

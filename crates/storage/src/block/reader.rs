@@ -285,7 +285,41 @@ pub(crate) fn projected_batch_reader(
     Ok(builder.build()?)
 }
 
+/// Like [`projected_batch_reader`] over a whole-row-group plan, reading only `rows`: sorted,
+/// distinct positions in the concatenation of the plan's row groups. Pages holding none of
+/// them are skipped.
+pub(crate) fn rows_batch_reader(
+    file: SparseFile,
+    opened: &OpenedBlock,
+    plan: &ReadPlan,
+    batch_size: usize,
+    projection: ProjectionMask,
+    rows: &[usize],
+) -> Result<ParquetRecordBatchReader, BlockError> {
+    let total: usize = plan.row_groups.iter().map(|&g| opened.metadata().row_group(g).num_rows() as usize).sum();
+    let mut selectors = Vec::new();
+    let mut position = 0;
+    for &row in rows {
+        if row > position {
+            selectors.push(RowSelector::skip(row - position));
+        }
+        selectors.push(RowSelector::select(1));
+        position = row + 1;
+    }
+    if total > position {
+        selectors.push(RowSelector::skip(total - position));
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, opened.arrow.clone())
+        .with_row_groups(plan.row_groups.clone())
+        .with_batch_size(batch_size)
+        .with_row_selection_policy(RowSelectionPolicy::Selectors)
+        .with_projection(projection)
+        .with_row_selection(RowSelection::from(selectors));
+    Ok(builder.build()?)
+}
+
 /// The parts of a file that were fetched, addressed by file offset.
+#[derive(Clone)]
 pub(crate) struct SparseFile {
     len: u64,
     /// (start offset, bytes), sorted by offset, not overlapping.

@@ -7,14 +7,14 @@
 //! per row by its key. Only the leaf columns the query needs are fetched and decoded (see
 //! [`plan`]): attribute columns only with attribute filters, and of those only the value
 //! columns a filter value could match (an integer column only for a filter value that parses
-//! as one, and so on).
+//! as one, and so on), and only for the rows that pass the other conditions (see [`scan`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt64Type};
-use arrow_array::{Array, BinaryArray, BooleanArray, PrimitiveArray, RecordBatch};
+use arrow_array::{Array, BinaryArray, BooleanArray, FixedSizeBinaryArray, PrimitiveArray, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
@@ -23,7 +23,7 @@ use sextant_model::{AnyValue, StatusCode, TraceId, find_attribute};
 use super::BlockError;
 use super::attributes::{from_otlp_json, structured_from_json};
 use super::decode::{TextColumn, column, fixed, primitive, trace_id_at};
-use super::reader::OpenedBlock;
+use super::reader::{OpenedBlock, ReadPlan, SparseFile, projected_batch_reader, rows_batch_reader};
 use super::schema::*;
 use crate::search::{AttributeFilter, SearchQuery};
 
@@ -91,7 +91,13 @@ pub(crate) fn search_schema() -> SchemaRef {
 pub(crate) struct SearchPlan {
     /// The block's footer with [`search_schema`] as its Arrow schema.
     pub(crate) opened: OpenedBlock,
-    pub(crate) projection: ProjectionMask,
+    /// The columns every row is read with.
+    base: ProjectionMask,
+    /// With attribute filters, the attribute columns, read only for rows that pass the
+    /// other conditions.
+    attributes: Option<ProjectionMask>,
+    /// Everything to fetch.
+    pub(crate) fetch: ProjectionMask,
 }
 
 /// The attribute value columns that could hold a value equal to one of `filters`.
@@ -119,80 +125,194 @@ pub(crate) fn plan(opened: &OpenedBlock, query: &SearchQuery) -> std::result::Re
     let options = ArrowReaderOptions::new().with_schema(search_schema());
     let arrow = ArrowReaderMetadata::try_new(opened.arrow.metadata().clone(), options)?;
     let values = value_columns(&query.attributes);
-    let with_attributes = query.has_attribute_filters();
-    let leaves: Vec<usize> = arrow
-        .parquet_schema()
-        .columns()
-        .iter()
-        .enumerate()
-        .filter(|(_, column)| {
-            let parts = column.path().parts();
-            let root = parts[0].as_str();
-            SEARCH_COLUMNS.contains(&root)
-                || (with_attributes && root == RESOURCE_ATTRIBUTES)
-                || (with_attributes && root == ATTRIBUTES && values.contains(&parts[parts.len() - 1].as_str()))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let projection = ProjectionMask::leaves(arrow.parquet_schema(), leaves);
-    Ok(SearchPlan { opened: OpenedBlock { arrow, file_size: opened.file_size }, projection })
+    let (mut base, mut attributes) = (Vec::new(), Vec::new());
+    for (i, column) in arrow.parquet_schema().columns().iter().enumerate() {
+        let parts = column.path().parts();
+        let (root, leaf) = (parts[0].as_str(), parts[parts.len() - 1].as_str());
+        if SEARCH_COLUMNS.contains(&root) {
+            base.push(i);
+        } else if root == RESOURCE_ATTRIBUTES || (root == ATTRIBUTES && values.contains(&leaf)) {
+            attributes.push(i);
+        }
+    }
+    let schema = arrow.parquet_schema();
+    let (fetch, attributes) = match query.has_attribute_filters() {
+        true => {
+            let all = base.iter().chain(&attributes).copied();
+            (ProjectionMask::leaves(schema, all), Some(ProjectionMask::leaves(schema, attributes)))
+        }
+        false => (ProjectionMask::leaves(schema, base.iter().copied()), None),
+    };
+    let base = ProjectionMask::leaves(schema, base);
+    Ok(SearchPlan { opened: OpenedBlock { arrow, file_size: opened.file_size }, base, attributes, fetch })
 }
 
-/// Calls `f` on every row of `batch` (read by a [`plan`] for `query`), in row order.
-/// Attribute filters are evaluated only on rows that pass the other conditions.
-pub(crate) fn for_each_search_row(
-    batch: &RecordBatch,
-    batch_number: usize,
+/// Reads the rows of `plan` (whole row groups) from `file` as [`SearchRow`]s, in row order,
+/// calling `f` on each. Without attribute filters, one pass. With them, three: the base
+/// columns of every row, keeping the positions of rows that pass the other conditions; the
+/// attribute columns of those rows only (pages without one are skipped), evaluating the
+/// filters; then the rows, from the batches kept in memory.
+pub(crate) fn scan(
+    file: SparseFile,
+    search: SearchPlan,
+    plan: &ReadPlan,
+    batch_rows: usize,
     query: &SearchQuery,
     mut f: impl FnMut(SearchRow<'_>),
-) -> Result<()> {
-    let trace_ids = fixed(batch, TRACE_ID, 16)?;
-    let parent_ids = fixed(batch, PARENT_SPAN_ID, 8)?;
-    let starts = primitive::<UInt64Type>(batch, START_UNIX_NANOS)?;
-    let durations = primitive::<UInt64Type>(batch, DURATION_NANOS)?;
-    let services = TextColumn::new(batch, SERVICE_NAME)?;
-    let names = TextColumn::new(batch, NAME)?;
-    let status_codes = primitive::<arrow_array::types::UInt8Type>(batch, STATUS_CODE)?;
-    let mut attributes = match query.has_attribute_filters() {
-        true => Some(AttributeMatcher::new(batch, &query.attributes)?),
-        false => None,
+) -> std::result::Result<(), ScanError> {
+    let base = projected_batch_reader(file.clone(), &search.opened, plan, batch_rows, Some(search.base))?;
+    let Some(attributes) = search.attributes else {
+        for (number, batch) in base.enumerate() {
+            let batch = batch?;
+            let rows = BaseRows::new(&batch, number, query)?;
+            for row in 0..batch.num_rows() {
+                let fields = rows.fields_match(row)?;
+                f(rows.row(row, fields)?);
+            }
+        }
+        return Ok(());
     };
-    // Service and name conditions, decided once per distinct value.
-    let service_equal = query.service.as_deref().map(|s| services.distinct_equal(s));
-    let name_equal = query.operation.as_deref().map(|o| names.distinct_equal(o));
-    let error = StatusCode::Error as u8;
-    for (row, (&start, &duration)) in starts.values().iter().zip(durations.values().iter()).enumerate() {
-        let (service_key, name_key) = (services.key(row), names.key(row));
-        let (service_name, name) = (services.text(service_key)?, names.text(name_key)?);
-        let is_error = status_codes.value(row) == error;
-        let end = start.wrapping_add(duration);
-        let text_match =
-            |column: &TextColumn<'_>, equal: &Option<Option<Vec<bool>>>, want: &Option<String>| match (equal, want) {
-                (Some(equal), Some(want)) => column.row_equals(row, equal.as_deref(), want),
-                _ => Ok(true),
+    let batches = base.collect::<std::result::Result<Vec<RecordBatch>, _>>()?;
+    let mut candidates: Vec<usize> = Vec::new();
+    let mut offset = 0;
+    for (number, batch) in batches.iter().enumerate() {
+        let rows = BaseRows::new(batch, number, query)?;
+        for row in 0..batch.num_rows() {
+            if rows.fields_match(row)? {
+                candidates.push(offset + row);
+            }
+        }
+        offset += batch.num_rows();
+    }
+    let mut passed = Vec::with_capacity(candidates.len());
+    if !candidates.is_empty() {
+        let reader = rows_batch_reader(file, &search.opened, plan, batch_rows, attributes, &candidates)?;
+        for batch in reader {
+            let batch = batch?;
+            let mut matcher = AttributeMatcher::new(&batch, &query.attributes)?;
+            for row in 0..batch.num_rows() {
+                passed.push(matcher.matches(row)?);
+            }
+        }
+    }
+    if passed.len() != candidates.len() {
+        return Err(ScanError::Corrupt(format!("read {} of {} selected rows", passed.len(), candidates.len())));
+    }
+    let (mut next, mut offset) = (0, 0);
+    for (number, batch) in batches.iter().enumerate() {
+        let rows = BaseRows::new(batch, number, query)?;
+        for row in 0..batch.num_rows() {
+            let matched = candidates.get(next) == Some(&(offset + row)) && {
+                next += 1;
+                passed[next - 1]
             };
-        let matched = text_match(&services, &service_equal, &query.service)?
-            && text_match(&names, &name_equal, &query.operation)?
-            && query.span_status_and_times_match(is_error, start, end)
-            && match &mut attributes {
-                Some(attributes) => attributes.matches(row)?,
-                None => true,
-            };
-        f(SearchRow {
-            trace_id: trace_id_at(trace_ids, row),
-            start_unix_nanos: start,
-            end_unix_nanos: end,
-            service_name,
-            name,
-            is_error,
-            is_root: parent_ids.is_null(row),
-            matched,
-            batch: batch_number,
-            service_key,
-            name_key,
-        });
+            f(rows.row(row, matched)?);
+        }
+        offset += batch.num_rows();
     }
     Ok(())
+}
+
+/// What a scan can fail with: the block's bytes (reading them) or its content (a column
+/// missing or of the wrong shape).
+#[derive(Debug)]
+pub(crate) enum ScanError {
+    Read(BlockError),
+    Corrupt(String),
+}
+
+impl From<BlockError> for ScanError {
+    fn from(error: BlockError) -> Self {
+        ScanError::Read(error)
+    }
+}
+
+impl From<arrow_schema::ArrowError> for ScanError {
+    fn from(error: arrow_schema::ArrowError) -> Self {
+        ScanError::Read(error.into())
+    }
+}
+
+impl From<String> for ScanError {
+    fn from(reason: String) -> Self {
+        ScanError::Corrupt(reason)
+    }
+}
+
+/// The base columns of one batch.
+struct BaseRows<'a> {
+    query: &'a SearchQuery,
+    number: usize,
+    trace_ids: &'a FixedSizeBinaryArray,
+    parent_ids: &'a FixedSizeBinaryArray,
+    starts: &'a PrimitiveArray<UInt64Type>,
+    durations: &'a PrimitiveArray<UInt64Type>,
+    services: TextColumn<'a>,
+    names: TextColumn<'a>,
+    status_codes: &'a PrimitiveArray<UInt8Type>,
+    /// Service and name conditions, decided once per distinct value.
+    service_equal: Option<Vec<bool>>,
+    name_equal: Option<Vec<bool>>,
+}
+
+impl<'a> BaseRows<'a> {
+    fn new(batch: &'a RecordBatch, number: usize, query: &'a SearchQuery) -> Result<Self> {
+        let services = TextColumn::new(batch, SERVICE_NAME)?;
+        let names = TextColumn::new(batch, NAME)?;
+        Ok(BaseRows {
+            query,
+            number,
+            trace_ids: fixed(batch, TRACE_ID, 16)?,
+            parent_ids: fixed(batch, PARENT_SPAN_ID, 8)?,
+            starts: primitive::<UInt64Type>(batch, START_UNIX_NANOS)?,
+            durations: primitive::<UInt64Type>(batch, DURATION_NANOS)?,
+            service_equal: query.service.as_deref().and_then(|s| services.distinct_equal(s)),
+            name_equal: query.operation.as_deref().and_then(|o| names.distinct_equal(o)),
+            services,
+            names,
+            status_codes: primitive::<UInt8Type>(batch, STATUS_CODE)?,
+        })
+    }
+
+    fn start_end(&self, row: usize) -> (u64, u64) {
+        let start = self.starts.value(row);
+        (start, start.wrapping_add(self.durations.value(row)))
+    }
+
+    fn is_error(&self, row: usize) -> bool {
+        self.status_codes.value(row) == StatusCode::Error as u8
+    }
+
+    /// Whether the row passes every span condition but the attribute filters.
+    fn fields_match(&self, row: usize) -> Result<bool> {
+        let query = self.query;
+        let text_match = |column: &TextColumn<'_>, equal: &Option<Vec<bool>>, want: &Option<String>| match want {
+            Some(want) => column.row_equals(row, equal.as_deref(), want),
+            None => Ok(true),
+        };
+        let (start, end) = self.start_end(row);
+        Ok(text_match(&self.services, &self.service_equal, &query.service)?
+            && text_match(&self.names, &self.name_equal, &query.operation)?
+            && query.span_status_and_times_match(self.is_error(row), start, end))
+    }
+
+    fn row(&self, row: usize, matched: bool) -> Result<SearchRow<'a>> {
+        let (service_key, name_key) = (self.services.key(row), self.names.key(row));
+        let (start, end) = self.start_end(row);
+        Ok(SearchRow {
+            trace_id: trace_id_at(self.trace_ids, row),
+            start_unix_nanos: start,
+            end_unix_nanos: end,
+            service_name: self.services.text(service_key)?,
+            name: self.names.text(name_key)?,
+            is_error: self.is_error(row),
+            is_root: self.parent_ids.is_null(row),
+            matched,
+            batch: self.number,
+            service_key,
+            name_key,
+        })
+    }
 }
 
 /// One filter, prepared for a batch.

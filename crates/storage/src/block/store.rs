@@ -27,7 +27,7 @@ use super::schema::{
     DEFAULT_COMPACTION_ZSTD_LEVEL, DEFAULT_PAGE_ROWS, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, META_OPERATIONS,
     writer_properties,
 };
-use super::search_scan::{self, SearchRow, for_each_search_row};
+use super::search_scan::{self, ScanError, SearchRow};
 use super::writer::{BlockWriter, sort_and_dedup};
 use super::{BlockError, BlockMeta, is_block_id, new_block_id, now_unix_nanos};
 use crate::search::SearchQuery;
@@ -253,19 +253,16 @@ impl BlockStore {
         let search = search_scan::plan(&opened, &query)?;
         let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
         let path = self.data_path(&meta.id);
-        let file =
-            reader::fetch_projected(self.store.as_ref(), &path, &search.opened, &plan, &search.projection).await?;
+        let file = reader::fetch_projected(self.store.as_ref(), &path, &search.opened, &plan, &search.fetch).await?;
         let batch_rows = self.options.read_batch_rows;
         let block_id = meta.id.clone();
         tokio::task::spawn_blocking(move || {
-            let batches =
-                reader::projected_batch_reader(file, &search.opened, &plan, batch_rows, Some(search.projection))?;
             let mut state = state;
-            for (number, batch) in batches.enumerate() {
-                for_each_search_row(&batch?, number, &query, |row| f(&mut state, row))
-                    .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
+            match search_scan::scan(file, search, &plan, batch_rows, &query, |row| f(&mut state, row)) {
+                Ok(()) => Ok(state),
+                Err(ScanError::Read(error)) => Err(error),
+                Err(ScanError::Corrupt(reason)) => Err(BlockError::Corrupt { block_id, reason }),
             }
-            Ok(state)
         })
         .await?
     }

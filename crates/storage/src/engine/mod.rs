@@ -172,6 +172,8 @@ pub struct Engine {
     compaction_lock: tokio::sync::Mutex<()>,
     append_gate: tokio::sync::RwLock<()>,
     search_permits: tokio::sync::Semaphore,
+    /// Blocks one search reads at once: the number of cores.
+    search_parallelism: usize,
     catalog: RwLock<Catalog>,
     pending_deletes: Mutex<Vec<(Instant, BlockMeta)>>,
     metrics: EngineMetrics,
@@ -237,6 +239,7 @@ impl Engine {
             compaction_lock: tokio::sync::Mutex::new(()),
             append_gate: tokio::sync::RwLock::new(()),
             search_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES),
+            search_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             catalog: RwLock::new(catalog),
             pending_deletes: Mutex::new(Vec::new()),
             metrics,

@@ -1,8 +1,9 @@
 //! Search execution over the head and the blocks: newest first, stopping early.
 //!
 //! The head is read whole (it is in memory). Blocks are then read newest first (by their
-//! latest span start), one at a time, only the columns the query needs (see
-//! `BlockStore::fold_search_rows`). Per trace the search keeps its true earliest start,
+//! latest span start), only the columns the query needs (see `BlockStore::fold_search_rows`):
+//! one block first, which often settles the page, then as many at once as there are cores,
+//! each into a state of its own that is then merged. Per trace the search keeps its true earliest start,
 //! latest end, whether some span matched the span conditions, and a summary of its spans.
 //!
 //! The search stops once the page is certain: `limit + 1` matching traces start after every
@@ -164,6 +165,35 @@ struct State {
 }
 
 impl State {
+    fn new(query: Arc<SearchQuery>) -> State {
+        State {
+            query,
+            seen: HashMap::new(),
+            names: Names::default(),
+            matched: Vec::new(),
+            cache: KeyCache::default(),
+            run: None,
+        }
+    }
+
+    /// Adds what another state (of other blocks) found.
+    fn absorb(&mut self, other: State) {
+        let ids: Vec<u32> = other.names.texts.iter().map(|text| self.names.id(text)).collect();
+        let remap = |(start, service, name): (u64, u32, u32)| (start, ids[service as usize], ids[name as usize]);
+        for (trace_id, mut seen) in other.seen {
+            if let Some(summary) = &mut seen.summary {
+                summary.first = remap(summary.first);
+                summary.root = summary.root.map(remap);
+                let mut services = ServiceSet::default();
+                for id in summary.services.iter() {
+                    services.insert(ids[id as usize]);
+                }
+                summary.services = services;
+            }
+            self.merge(trace_id, seen);
+        }
+    }
+
     fn merge(&mut self, trace_id: TraceId, found: Seen) {
         match self.seen.get_mut(&trace_id) {
             Some(seen) => {
@@ -247,14 +277,7 @@ impl Engine {
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchResult, EngineError> {
         let _permit = self.search_permits.acquire().await.expect("the search semaphore is never closed");
         let query = Arc::new(query.clone());
-        let mut state = State {
-            query: query.clone(),
-            seen: HashMap::new(),
-            names: Names::default(),
-            matched: Vec::new(),
-            cache: KeyCache::default(),
-            run: None,
-        };
+        let mut state = State::new(query.clone());
         self.search_head(&mut state);
 
         // Blocks not read yet, newest first.
@@ -265,24 +288,33 @@ impl Engine {
         // Only blocks with a span starting in the time range can hold a matching span.
         let may_match = |meta: &BlockMeta| meta.overlaps_start_range(from, to);
         let limit = query.effective_limit();
+        // The first round reads one block, which often settles the page; later rounds read
+        // as many blocks at once as there are cores.
+        let mut width = 1;
         let page = loop {
             let next = pending.iter().position(|meta| may_match(meta));
             let bound = next.map(|i| pending[i].max_start_unix_nanos);
             let (top, excluded) = state.top(limit + 1, bound);
-            if top.len() > limit || next.is_none() {
+            let round: Vec<usize> = if top.len() > limit || next.is_none() {
                 // Unread spans of these traces could change their place or bring them in.
                 let spread = self.blocks_holding(&pending, top.iter().chain(&excluded)).await?;
                 if spread.is_empty() {
                     break top;
                 }
-                for i in spread.into_iter().rev() {
-                    let meta = pending.remove(i);
-                    state = self.search_block(meta, state).await?;
+                spread
+            } else {
+                let mut round: Vec<usize> = (0..pending.len()).filter(|&i| may_match(pending[i])).take(width).collect();
+                round.sort_unstable();
+                round
+            };
+            let metas: Vec<&BlockMeta> = round.iter().rev().map(|&i| pending.remove(i)).collect();
+            for chunk in metas.chunks(self.search_parallelism) {
+                let scans = chunk.iter().map(|meta| self.search_block(meta, query.clone()));
+                for scan in futures::future::try_join_all(scans).await? {
+                    state.absorb(scan);
                 }
-            } else if let Some(i) = next {
-                let meta = pending.remove(i);
-                state = self.search_block(meta, state).await?;
             }
+            width = self.search_parallelism;
         };
 
         let more = page.len() > limit;
@@ -337,10 +369,9 @@ impl Engine {
         }
     }
 
-    /// Reads one block into the search state.
-    async fn search_block(&self, meta: &BlockMeta, mut state: State) -> Result<State, EngineError> {
-        state.cache = KeyCache::default();
-        let query = state.query.clone();
+    /// Reads one block into a search state of its own.
+    async fn search_block(&self, meta: &BlockMeta, query: Arc<SearchQuery>) -> Result<State, EngineError> {
+        let state = State::new(query.clone());
         let mut state = self.blocks.fold_search_rows(meta, query, state, |state, row| state.observe_row(row)).await?;
         state.end_run();
         Ok(state)
