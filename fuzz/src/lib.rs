@@ -1,7 +1,11 @@
 //! What every fuzz target checks after a decoder returns: the decoder did not panic (libFuzzer
-//! catches that), and everything it accepted holds the model's invariants and the limits.
+//! catches that), and everything it accepted holds the model's invariants and the limits; and,
+//! for the differential target, that two decoders agree.
 
-use sextant_codec::{Decoded, Limits, decode_spans, encode_spans};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use sextant_codec::{DecodeError, Decoded, Limits, decode_spans, encode_spans};
 use sextant_model::{AnyValue, KeyValue, Span};
 
 /// The receiver clock used by the targets: a fixed instant, so runs are reproducible.
@@ -74,4 +78,30 @@ fn check_value(value: &AnyValue, limits: &Limits) {
         AnyValue::KvList(kvs) => kvs.iter().for_each(|kv| check_value(&kv.value, limits)),
         AnyValue::Bool(_) | AnyValue::Int(_) | AnyValue::Double(_) => {}
     }
+}
+
+/// Panics unless two decoders gave the same result: equal values (NaN doubles compare by their
+/// `Debug` text) with resources and scopes shared by the same spans, or the same error.
+pub fn assert_same_result<T: PartialEq + Debug>(
+    actual: &Result<T, DecodeError>,
+    expected: &Result<T, DecodeError>,
+    spans: impl Fn(&T) -> &[Span],
+) {
+    if actual != expected {
+        assert_eq!(format!("{actual:?}"), format!("{expected:?}"), "the decoders disagree");
+    }
+    if let (Ok(actual), Ok(expected)) = (actual, expected) {
+        assert_eq!(sharing(spans(actual)), sharing(spans(expected)), "resources or scopes shared differently");
+    }
+}
+
+/// For each span, the first span holding the same resource `Arc`, and the same scope `Arc`.
+fn sharing(spans: &[Span]) -> Vec<(usize, usize)> {
+    let first = |same: &dyn Fn(&Span) -> bool| spans.iter().position(same).unwrap_or(usize::MAX);
+    spans
+        .iter()
+        .map(|span| {
+            (first(&|s| Arc::ptr_eq(&s.resource, &span.resource)), first(&|s| Arc::ptr_eq(&s.scope, &span.scope)))
+        })
+        .collect()
 }

@@ -3,15 +3,15 @@
 //! A body that decodes but holds invalid spans is *not* an error: those spans are rejected one
 //! by one (see [`crate::Rejection`]) and the rest of the batch is kept. `DecodeError` is for
 //! bodies with nothing to keep — malformed protobuf, malformed or mistyped JSON — and its message
-//! says where the problem is: the protobuf field path from prost, or the JSON path, line and
-//! column.
+//! says where the problem is: the protobuf field path (worded as prost words it), or the JSON
+//! path, line and column.
 
 /// A body that could not be decoded; the whole request is refused (HTTP 400 / gRPC
 /// `INVALID_ARGUMENT`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// OTLP protobuf (or a WAL payload) that prost could not decode, or a WAL payload whose IDs
-    /// have the wrong length.
+    /// OTLP protobuf (or a WAL payload) that is not valid protobuf for its message (exactly the
+    /// bodies prost refuses), or a WAL payload whose IDs have the wrong length.
     #[error("invalid OTLP protobuf: {0}")]
     Protobuf(String),
     /// OTLP/JSON that is not JSON or does not have the OTLP shape.

@@ -1,15 +1,18 @@
 //! Wire formats to and from Sextant's model, and ingest validation.
 //!
 //! ```text
-//! OTLP/gRPC (tonic-decoded request) ─ from_otlp_request ─┐
-//! OTLP/HTTP protobuf ─────────────── decode_otlp_protobuf ┼─> validate IDs and times ─> limits ─> Decoded
-//! OTLP/HTTP JSON ──────────────────── decode_otlp_json ───┤     (refuse one span)      (drop/truncate, count)
-//! Zipkin v2 JSON ──────────────────── decode_zipkin_json ─┘
+//! OTLP/gRPC and OTLP/HTTP protobuf ─ decode_otlp_protobuf ─┐
+//! OTLP/HTTP JSON ─────────────────── decode_otlp_json ─────┼─> validate IDs and times ─> limits ─> Decoded
+//! Zipkin v2 JSON ─────────────────── decode_zipkin_json ───┘     (refuse one span)      (drop/truncate, count)
 //!
 //! spans ─ encode_spans ─> TracesData protobuf (WAL payload) ─ decode_spans ─> spans   (order kept, no validation)
 //! OTLP protobuf body with Decoded::unchanged ─────────────────┘ (the body itself is a valid WAL payload)
 //! spans ─ to_resource_spans / otlp_json ─> OTLP protobuf messages / OTLP/JSON (query output, grouped)
 //! ```
+//!
+//! The two protobuf decoders read the wire format straight into the model, with no generated
+//! structs in between, and refuse exactly what prost refuses (module `otlp_proto`). Encoding
+//! goes through the generated `opentelemetry-proto` structs.
 //!
 //! Rules every decoder follows:
 //! - A body that cannot be decoded at all is a [`DecodeError`] whose message locates the
@@ -45,6 +48,11 @@ pub use limits::Limits;
 pub use otlp_encode::{encode_spans, to_resource_spans};
 pub use otlp_json_de::decode_otlp_json;
 pub use otlp_json_ser::otlp_json;
-pub use otlp_proto::{decode_otlp_protobuf, decode_spans, from_otlp_request};
+/// The prost-struct decoding path the protobuf decoders are tested against; for tests and fuzz
+/// targets only (the `reference` feature).
+#[cfg(feature = "reference")]
+#[doc(hidden)]
+pub use otlp_proto::reference;
+pub use otlp_proto::{decode_otlp_protobuf, decode_spans};
 pub use validate::{Decoded, RejectReason, Rejection};
 pub use zipkin::decode_zipkin_json;

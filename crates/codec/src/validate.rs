@@ -98,9 +98,8 @@ pub struct Decoded {
     /// read as `Unspecified`/`Unset`, an all-zero parent span ID read as a root, and fields the
     /// model does not keep (`schema_url`, `entity_refs`, `key_strindex`, unknown fields).
     ///
-    /// Only [`crate::decode_otlp_protobuf`] and [`crate::from_otlp_request`] (for the request's
-    /// protobuf encoding) ever set it. OTLP/JSON and Zipkin bodies are not protobuf, so their
-    /// decoders always leave it false; so does `Default`.
+    /// Only [`crate::decode_otlp_protobuf`] ever sets it. OTLP/JSON and Zipkin bodies are not
+    /// protobuf, so their decoders always leave it false; so does `Default`.
     pub unchanged: bool,
 }
 

@@ -1,5 +1,5 @@
-//! OTLP protobuf ingest (HTTP body and tonic-decoded request): validation, limits, sharing and
-//! malformed bodies.
+//! OTLP protobuf ingest (the body of an OTLP/HTTP or gRPC request): validation, limits, sharing
+//! and malformed bodies.
 
 mod common;
 
@@ -13,7 +13,7 @@ use sextant_codec::proto::tonic::common::v1::{
 };
 use sextant_codec::proto::tonic::resource::v1::Resource as PResource;
 use sextant_codec::proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan, span};
-use sextant_codec::{DecodeError, Limits, RejectReason, decode_otlp_protobuf, from_otlp_request};
+use sextant_codec::{DecodeError, Decoded, Limits, RejectReason, decode_otlp_protobuf};
 use sextant_model::{AnyValue, SpanKind};
 
 const START: u64 = 1_544_712_660_000_000_000;
@@ -56,6 +56,10 @@ fn request(scopes: Vec<Vec<PSpan>>) -> ExportTraceServiceRequest {
     }
 }
 
+fn decode(request: ExportTraceServiceRequest, limits: &Limits) -> Decoded {
+    decode_otlp_protobuf(&request.encode_to_vec(), limits, NOW).unwrap()
+}
+
 #[test]
 fn protobuf_body_decodes_and_shares_resource_and_scope() {
     let body = request(vec![vec![proto_span(1, "a"), proto_span(2, "b")], vec![proto_span(3, "c")]]).encode_to_vec();
@@ -81,10 +85,9 @@ fn invalid_spans_are_rejected_and_siblings_kept() {
     bad_parent.parent_span_id = vec![1; 9];
     let mut backwards = proto_span(4, "backwards");
     backwards.end_time_unix_nano = START - 1;
-    let decoded = from_otlp_request(
+    let decoded = decode(
         request(vec![vec![short_trace, no_span_id, proto_span(9, "kept"), bad_parent, backwards]]),
         &Limits::default(),
-        NOW,
     );
     assert_eq!(decoded.spans.len(), 1);
     assert_eq!(decoded.spans[0].name, "kept");
@@ -125,7 +128,7 @@ fn events_and_links_over_the_limit_are_dropped_and_counted() {
     big.links[0].span_id = vec![0; 8]; // invalid: dropped before the limit applies
     big.attributes = vec![string_kv("k", "v"), PKeyValue { key: "empty".into(), value: None, key_strindex: 0 }];
     let limits = Limits { max_events_per_span: 128, max_links_per_span: 100, ..Limits::default() };
-    let decoded = from_otlp_request(request(vec![vec![big]]), &limits, NOW);
+    let decoded = decode(request(vec![vec![big]]), &limits);
     let span = &decoded.spans[0];
     assert_eq!((span.events.len(), span.dropped_events_count), (128, 1 + 2));
     assert_eq!((span.links.len(), span.dropped_links_count), (100, 1 + 39));
@@ -140,7 +143,7 @@ fn resource_attributes_have_their_own_limit() {
     let resource = req.resource_spans[0].resource.as_mut().unwrap();
     resource.attributes.extend((0..10).map(|i| string_kv(&format!("r{i}"), &"x".repeat(20))));
     let limits = Limits { max_attributes_per_span: 4, max_attribute_value_bytes: 10, ..Limits::default() };
-    let decoded = from_otlp_request(req, &limits, NOW);
+    let decoded = decode(req, &limits);
     let resource = &decoded.spans[0].resource;
     assert_eq!(resource.attributes.len(), 4);
     assert_eq!(resource.dropped_attributes_count, 7 + 3, "7 over the count, 3 truncated");

@@ -1,6 +1,6 @@
 //! Round trips through every encoding, over generated spans with every kind of value:
-//! WAL payload (`encode_spans` / `decode_spans`), OTLP protobuf messages
-//! (`to_resource_spans` / `from_otlp_request`) and OTLP/JSON (`otlp_json` / `decode_otlp_json`).
+//! WAL payload (`encode_spans` / `decode_spans`), OTLP protobuf requests
+//! (`to_resource_spans` / `decode_otlp_protobuf`) and OTLP/JSON (`otlp_json` / `decode_otlp_json`).
 
 mod common;
 
@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use common::NOW;
 use proptest::prelude::*;
+use prost::Message;
 use sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use sextant_codec::{
-    Limits, decode_otlp_json, decode_spans, encode_spans, from_otlp_request, otlp_json, to_resource_spans,
+    Limits, decode_otlp_json, decode_otlp_protobuf, decode_spans, encode_spans, otlp_json, to_resource_spans,
 };
 use sextant_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 
@@ -172,7 +173,7 @@ proptest! {
     #[test]
     fn otlp_messages_round_trip_through_ingest(spans in spans()) {
         let request = ExportTraceServiceRequest { resource_spans: to_resource_spans(&spans) };
-        let decoded = from_otlp_request(request, &Limits::default(), NOW);
+        let decoded = decode_otlp_protobuf(&request.encode_to_vec(), &Limits::default(), NOW).unwrap();
         prop_assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
         prop_assert_eq!(decoded.truncated_values, 0);
         prop_assert!(decoded.unchanged, "valid spans within the limits are taken as they are");
@@ -255,7 +256,6 @@ fn to_resource_spans_groups_in_first_seen_order() {
 
 #[test]
 fn wal_payload_with_a_wrong_length_id_is_an_error() {
-    use prost::Message;
     let mut data =
         sextant_codec::proto::tonic::trace::v1::TracesData { resource_spans: to_resource_spans(&[sample_span()]) };
     data.resource_spans[0].scope_spans[0].spans[0].span_id.pop();

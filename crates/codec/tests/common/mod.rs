@@ -1,7 +1,11 @@
-//! Helpers shared by the integration tests: fixtures and the receiver clock they assume.
+//! Helpers shared by the integration tests: fixtures, the receiver clock they assume, OTLP
+//! request generators (`requests`) and unusual protobuf encodings of them (`wire`).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+
+pub mod requests;
+pub mod wire;
 
 /// The receiver's clock in every test: 40 s after the spans in the fixtures start.
 pub const NOW: u64 = 1_544_712_700_000_000_000;

@@ -195,20 +195,31 @@ impl Engine {
         let mut head = Head::default();
         let mut catalog = Catalog::default();
         let mut replayed = 0u64;
-        for record in replay {
-            let (seq, payload) = record?;
-            if seq < manifest.wal_checkpoint_seq {
-                continue;
-            }
-            match sextant_codec::decode_spans(&payload) {
-                Ok(spans) => {
-                    replayed += spans.len() as u64;
-                    catalog.add_spans(&spans);
-                    head.insert(spans);
+        // Records are decoded in parallel, a bounded batch at a time, and applied in order.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut replay = replay.peekable();
+        while replay.peek().is_some() {
+            let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(REPLAY_BATCH_RECORDS);
+            for record in replay.by_ref() {
+                let (seq, payload) = record?;
+                if seq >= manifest.wal_checkpoint_seq {
+                    batch.push((seq, payload));
+                    if batch.len() == REPLAY_BATCH_RECORDS {
+                        break;
+                    }
                 }
-                Err(error) => {
-                    metrics.undecodable_records.inc();
-                    set_aside(&options.data_dir, seq, &payload, &error.to_string());
+            }
+            for ((seq, payload), decoded) in batch.iter().zip(decode_in_parallel(&batch, threads)) {
+                match decoded {
+                    Ok(spans) => {
+                        replayed += spans.len() as u64;
+                        catalog.add_spans(&spans);
+                        head.insert(spans);
+                    }
+                    Err(error) => {
+                        metrics.undecodable_records.inc();
+                        set_aside(&options.data_dir, *seq, payload, &error.to_string());
+                    }
                 }
             }
         }
@@ -362,6 +373,26 @@ async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
             Err(error) => warn!(%error, block = %id, "cannot remove an unlisted block"),
         }
     }
+}
+
+/// WAL records decoded together at open: enough to keep every core busy, few enough that
+/// the decoded batch stays small next to the head.
+const REPLAY_BATCH_RECORDS: usize = 64;
+
+/// Decodes WAL payloads on `threads` threads; the results are in the payloads' order.
+fn decode_in_parallel(records: &[(u64, Bytes)], threads: usize) -> Vec<Result<Vec<Span>, sextant_codec::DecodeError>> {
+    let chunk = records.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter().map(|(_, payload)| sextant_codec::decode_spans(payload)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("decoding does not panic")).collect()
+    })
 }
 
 /// Keeps a WAL record that passed its checksum but could not be decoded (a format bug) in

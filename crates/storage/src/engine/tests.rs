@@ -70,6 +70,30 @@ async fn reopening_replays_only_what_no_block_holds() {
     assert_eq!(engine.services(), vec![sextant_model::UNKNOWN_SERVICE.to_string()]);
 }
 
+/// Replay decodes records in parallel batches; the head must still receive them in log order.
+#[tokio::test]
+async fn replay_applies_records_in_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = TraceId([3; 16]);
+    let records = 3 * REPLAY_BATCH_RECORDS + 5;
+    let appended: Vec<Span> = (0..records)
+        .map(|i| {
+            let mut span = spans(3, 1).remove(0);
+            span.span_id = SpanId((i as u64 + 1).to_be_bytes());
+            span
+        })
+        .collect();
+    {
+        let engine = open(dir.path(), |_| {}).await;
+        for span in &appended {
+            engine.append(vec![span.clone()]).await.unwrap();
+        }
+    }
+    let engine = open(dir.path(), |_| {}).await;
+    let head = engine.head.read();
+    assert_eq!(head.active().trace(&trace).unwrap(), &appended[..], "same spans, same order");
+}
+
 /// An OTLP request body that validation left unchanged, with a field the model does not keep,
 /// so that re-encoding its spans would give other bytes.
 fn request_body(trace: u8) -> (Vec<Span>, Bytes) {

@@ -1,20 +1,11 @@
-//! OTLP protobuf messages to the model: the gRPC and HTTP/protobuf ingest paths, and the WAL
-//! read path.
+//! The reference for the wire-level decoder: the prost path it replaced, which decodes into the
+//! generated `opentelemetry-proto` structs and converts those into the model. Kept, unchanged,
+//! only so that tests and fuzz targets can check that [`super::decode_otlp_protobuf`] and
+//! [`super::decode_spans`] give the same results (errors included) for every input.
 //!
-//! The request is consumed, so strings and byte vectors move into the model without copies.
-//! Every span of one `ScopeSpans` shares one `Arc<Scope>`, and every span of one `ResourceSpans`
-//! one `Arc<Resource>`.
-//!
-//! Values OTLP can express but the model cannot:
-//! - an `AnyValue` with no value set (OTLP's "empty" value) or a profiles-only
-//!   `string_value_strindex`: an attribute holding one is dropped and counted in its item's
-//!   `dropped_attributes_count`; inside an array or a key-value list the element is dropped;
-//! - `ResourceSpans.schema_url`, `ScopeSpans.schema_url`, `Resource.entity_refs` and
-//!   `KeyValue.key_strindex` are not kept.
-//!
-//! Ingest counts what the conversion drops (values without a model counterpart, links with
-//! invalid IDs) so that [`Decoded::unchanged`] is cleared; the WAL read path converts in the
-//! same way but ignores the count.
+//! Compiled in debug builds (so the crate's integration tests, which cannot turn on one of its
+//! features without a dev-dependency on itself, reach it) and with the `reference` feature (the
+//! fuzz targets); not part of the API.
 
 use std::sync::Arc;
 
@@ -30,17 +21,14 @@ use crate::proto::tonic::trace::v1 as pt;
 use crate::validate::{self, BatchBuilder, check_parent_span_id, check_span_id, check_trace_id, id_text};
 use crate::{DecodeError, Decoded};
 
-/// Decodes an OTLP protobuf body (`ExportTraceServiceRequest`, from OTLP/HTTP or gRPC),
-/// validating every span. When [`Decoded::unchanged`] is set, `decode_spans(body)` gives
-/// exactly the accepted spans.
+/// [`super::decode_otlp_protobuf`] through prost's generated structs.
 pub fn decode_otlp_protobuf(body: &[u8], limits: &Limits, now_unix_nanos: u64) -> Result<Decoded, DecodeError> {
     let request = ExportTraceServiceRequest::decode(body).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
     Ok(from_otlp_request(request, limits, now_unix_nanos))
 }
 
-/// Converts a request tonic already decoded (the gRPC path), validating every span.
-/// [`Decoded::unchanged`] then refers to the request's protobuf encoding.
-pub fn from_otlp_request(request: ExportTraceServiceRequest, limits: &Limits, now_unix_nanos: u64) -> Decoded {
+/// Converts a decoded request, validating every span.
+fn from_otlp_request(request: ExportTraceServiceRequest, limits: &Limits, now_unix_nanos: u64) -> Decoded {
     let mut batch = BatchBuilder::new(limits, now_unix_nanos);
     // Items the conversion dropped (values without a model counterpart, invalid links).
     let mut num_dropped = 0u64;
@@ -231,9 +219,7 @@ fn value_from_proto(value: pc::AnyValue, num_dropped: &mut u64) -> Option<AnyVal
     })
 }
 
-/// Decodes a WAL payload written by [`crate::encode_spans`]: no validation and no limits; spans
-/// of one `ScopeSpans` share one `Arc<Scope>`, spans of one `ResourceSpans` one `Arc<Resource>`.
-/// An ID of the wrong length (only possible in a corrupt payload) is an error.
+/// [`super::decode_spans`] through prost's generated structs.
 pub fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, DecodeError> {
     let data = pt::TracesData::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
     let mut spans = Vec::with_capacity(
