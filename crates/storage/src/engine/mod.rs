@@ -56,7 +56,7 @@ use catalog::Catalog;
 
 /// Defaults of [`EngineOptions`].
 pub const DEFAULT_HEAD_MAX_SPANS: usize = 1_000_000;
-pub const DEFAULT_HEAD_MAX_BYTES: usize = 512 * 1024 * 1024;
+pub const DEFAULT_HEAD_MAX_BYTES: usize = 256 * 1024 * 1024;
 pub const DEFAULT_HEAD_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
@@ -195,34 +195,49 @@ impl Engine {
         let mut head = Head::default();
         let mut catalog = Catalog::default();
         let mut replayed = 0u64;
-        // Records are decoded in parallel, a bounded batch at a time, and applied in order.
+        // Records are decoded in parallel, a bounded batch at a time, and applied in order;
+        // the next batch decodes while the previous one goes into the head.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut replay = replay.peekable();
-        while replay.peek().is_some() {
-            let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(REPLAY_BATCH_RECORDS);
-            for record in replay.by_ref() {
-                let (seq, payload) = record?;
-                if seq >= manifest.wal_checkpoint_seq {
-                    batch.push((seq, payload));
-                    if batch.len() == REPLAY_BATCH_RECORDS {
-                        break;
+        let checkpoint = manifest.wal_checkpoint_seq;
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            let mut decoding = None;
+            loop {
+                let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(REPLAY_BATCH_RECORDS);
+                while batch.len() < REPLAY_BATCH_RECORDS {
+                    let Some(record) = replay.next() else { break };
+                    let (seq, payload) = record?;
+                    if seq >= checkpoint {
+                        batch.push((seq, payload));
                     }
                 }
-            }
-            for ((seq, payload), decoded) in batch.iter().zip(decode_in_parallel(&batch, threads)) {
-                match decoded {
-                    Ok(spans) => {
-                        replayed += spans.len() as u64;
-                        catalog.add_spans(&spans);
-                        head.insert(spans);
-                    }
-                    Err(error) => {
-                        metrics.undecodable_records.inc();
-                        set_aside(&options.data_dir, *seq, payload, &error.to_string());
+                let next = (!batch.is_empty()).then(|| {
+                    scope.spawn(move || {
+                        let decoded = decode_in_parallel(&batch, threads);
+                        (batch, decoded)
+                    })
+                });
+                if let Some(previous) = std::mem::replace(&mut decoding, next) {
+                    let (batch, decoded) = previous.join().expect("decoding does not panic");
+                    for ((seq, payload), decoded) in batch.iter().zip(decoded) {
+                        match decoded {
+                            Ok(spans) => {
+                                replayed += spans.len() as u64;
+                                catalog.add_spans(&spans);
+                                head.insert(spans);
+                            }
+                            Err(error) => {
+                                metrics.undecodable_records.inc();
+                                set_aside(&options.data_dir, *seq, payload, &error.to_string());
+                            }
+                        }
                     }
                 }
+                if decoding.is_none() {
+                    return Ok(());
+                }
             }
-        }
+        })?;
         metrics.replayed_spans.inc_by(replayed);
         if replayed > 0 {
             info!(num_spans = replayed, elapsed_ms = started.elapsed().as_millis() as u64, "replayed write-ahead log");

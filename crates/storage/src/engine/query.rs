@@ -40,7 +40,8 @@ struct Seen {
     summary: Option<BlockSummary>,
 }
 
-type SeenMap = HashMap<TraceId, Seen>;
+/// Trace IDs come from clients, so the map keeps a keyed hash, a fast one (`ahash`).
+type SeenMap = HashMap<TraceId, Seen, ahash::RandomState>;
 /// A trace's earliest start and ID: the page order, newest first.
 type Ranked = (u64, TraceId);
 
@@ -104,7 +105,7 @@ impl ServiceSet {
 #[derive(Default)]
 struct Names {
     texts: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: HashMap<String, u32, ahash::RandomState>,
 }
 
 impl Names {
@@ -168,7 +169,7 @@ impl State {
     fn new(query: Arc<SearchQuery>) -> State {
         State {
             query,
-            seen: HashMap::new(),
+            seen: SeenMap::default(),
             names: Names::default(),
             matched: Vec::new(),
             cache: KeyCache::default(),
@@ -178,6 +179,11 @@ impl State {
 
     /// Adds what another state (of other blocks) found.
     fn absorb(&mut self, other: State) {
+        if self.seen.is_empty() {
+            // Nothing to merge with (an empty head): take the other state as it is.
+            *self = other;
+            return;
+        }
         let ids: Vec<u32> = other.names.texts.iter().map(|text| self.names.id(text)).collect();
         let remap = |(start, service, name): (u64, u32, u32)| (start, ids[service as usize], ids[name as usize]);
         for (trace_id, mut seen) in other.seen {
@@ -266,8 +272,12 @@ impl State {
                 excluded.push((seen.min_start, *id));
             }
         }
-        top.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        top.truncate(n);
+        let page_order = |a: &Ranked, b: &Ranked| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        if top.len() > n && n > 0 {
+            top.select_nth_unstable_by(n - 1, page_order);
+            top.truncate(n);
+        }
+        top.sort_by(page_order);
         (top, excluded)
     }
 }
