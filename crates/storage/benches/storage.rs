@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sextant_storage::block::BlockStore;
+use sextant_storage::block::{BlockStore, BlockStoreOptions};
 use sextant_storage::engine::{Engine, EngineMetrics, EngineOptions};
 use sextant_storage::head::Head;
 use sextant_storage::search::{AttributeFilter, SearchQuery};
@@ -93,26 +93,31 @@ fn block_build(c: &mut Criterion) {
     group.finish();
 }
 
+/// A trace lookup decodes one data page of every column, so it is timed for several page
+/// sizes; each block's size is printed, since smaller pages compress a little worse.
 fn trace_lookup(c: &mut Criterion) {
     let rt = runtime();
     let spans = common::spans(4, LARGE_BLOCK_SPANS);
     let trace_ids: Vec<_> = spans.iter().step_by(common::SPANS_PER_TRACE).map(|span| span.trace_id).collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = BlockStore::local(dir.path()).expect("block store");
-    let meta = rt.block_on(store.write_block(spans, 0)).expect("writes the block");
-    let found = rt.block_on(store.read_trace(&meta, trace_ids[0])).expect("reads the trace");
-    assert_eq!(found.len(), common::SPANS_PER_TRACE);
-
-    let mut rng = common::Rng::new(5);
     let mut group = c.benchmark_group("block");
     group.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("read_trace_100k", |b| {
-        b.iter(|| {
-            let trace_id = trace_ids[rng.below(trace_ids.len() as u64) as usize];
-            rt.block_on(store.read_trace(&meta, black_box(trace_id))).expect("reads the trace")
-        })
-    });
+    for page_rows in [8_192, 2_048, 1_024] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = BlockStoreOptions { page_rows, ..BlockStoreOptions::default() };
+        let store = BlockStore::local_with_options(dir.path(), options).expect("block store");
+        let meta = rt.block_on(store.write_block(spans.clone(), 0)).expect("writes the block");
+        let found = rt.block_on(store.read_trace(&meta, trace_ids[0])).expect("reads the trace");
+        assert_eq!(found.len(), common::SPANS_PER_TRACE);
+        eprintln!("pages of {page_rows} rows: {:.1} bytes/span", meta.size_bytes as f64 / meta.num_spans as f64);
+        let mut rng = common::Rng::new(5);
+        group.bench_function(format!("read_trace_100k/pages_{page_rows}"), |b| {
+            b.iter(|| {
+                let trace_id = trace_ids[rng.below(trace_ids.len() as u64) as usize];
+                rt.block_on(store.read_trace(&meta, black_box(trace_id))).expect("reads the trace")
+            })
+        });
+    }
     group.finish();
 }
 

@@ -16,13 +16,44 @@ use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields};
-use sextant_model::{KeyValue, Span};
+use sextant_model::{KeyValue, Resource, Span};
 
 use super::attributes::{AttributeListBuilder, to_otlp_json};
 use super::schema::{block_schema, event_fields, link_fields};
 
+/// `service.name` of spans' resources, looked up once per resource among the last few seen
+/// (recognised by `Arc` pointer: a block's spans share a handful of resources).
+#[derive(Default)]
+pub(crate) struct ServiceNames {
+    /// The resource (kept alive, so its address cannot be reused meanwhile) and its name.
+    recent: Vec<(Arc<Resource>, String)>,
+}
+
+impl ServiceNames {
+    /// Resources remembered at once.
+    const CAPACITY: usize = 16;
+
+    pub(crate) fn of(&mut self, span: &Span) -> &str {
+        let position = self.recent.iter().position(|(seen, _)| Arc::ptr_eq(seen, &span.resource));
+        let i = match position {
+            Some(i) => i,
+            None => {
+                if self.recent.len() == Self::CAPACITY {
+                    self.recent.clear();
+                }
+                self.recent.push((span.resource.clone(), span.service_name().to_owned()));
+                self.recent.len() - 1
+            }
+        };
+        &self.recent[i].1
+    }
+}
+
 /// Encodes `spans` (in block order) as one record batch.
-pub(crate) fn encode_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn encode_batch<S: Borrow<Span>>(
+    spans: &[S],
+    service_names: &mut ServiceNames,
+) -> Result<RecordBatch, ArrowError> {
     let n = spans.len();
     let mut trace_ids = FixedSizeBinaryBuilder::with_capacity(n, 16);
     let mut span_ids = FixedSizeBinaryBuilder::with_capacity(n, 8);
@@ -60,7 +91,7 @@ pub(crate) fn encode_batch<S: Borrow<Span>>(spans: &[S]) -> Result<RecordBatch, 
         starts.append_value(span.start_unix_nanos);
         // Wrapping, so that an end before the start (rejected at ingest) still round trips.
         durations.append_value(span.end_unix_nanos.wrapping_sub(span.start_unix_nanos));
-        services.append_value(span.service_name());
+        services.append_value(service_names.of(span));
         names.append_value(&span.name);
         kinds.append_value(span.kind as u8);
         status_codes.append_value(span.status_code as u8);

@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use encode::ServiceNames;
 pub use manifest::Manifest;
 pub use search_scan::SearchRow;
 pub(crate) use store::encode_block;

@@ -11,6 +11,7 @@
 //! the index is valid.
 
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 
@@ -19,7 +20,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use sextant_model::{Span, SpanId, SpanKind, TraceId};
 
-use super::encode::encode_batch;
+use super::encode::{ServiceNames, encode_batch};
 use super::index::{BlockIndex, IndexBuilder};
 use super::schema::*;
 use super::{BlockError, BlockMeta};
@@ -43,7 +44,10 @@ struct Stats {
     max_start_unix_nanos: u64,
     max_end_unix_nanos: u64,
     services: BTreeSet<String>,
-    operations: BTreeSet<(String, String, i32)>,
+    /// Service → span name → kinds, looked up by borrowed text so a span seen before costs no
+    /// allocation.
+    operations: BTreeMap<String, BTreeMap<String, BTreeSet<i32>>>,
+    num_operations: usize,
 }
 
 /// What a finished block writer hands back.
@@ -71,11 +75,13 @@ impl<W: Write + Send> BlockWriter<W> {
 
     /// Appends spans that continue the block order.
     pub(crate) fn write<S: Borrow<Span>>(&mut self, spans: &[S]) -> Result<(), BlockError> {
+        let mut service_names = ServiceNames::default();
         for span in spans {
-            self.observe(span.borrow())?;
+            let span = span.borrow();
+            self.observe(span, service_names.of(span))?;
         }
         for chunk in spans.chunks(ENCODE_BATCH_ROWS) {
-            let batch = encode_batch(chunk)?;
+            let batch = encode_batch(chunk, &mut service_names)?;
             self.writer.write(&batch)?;
         }
         Ok(())
@@ -87,7 +93,7 @@ impl<W: Write + Send> BlockWriter<W> {
         self.writer.inner_mut()
     }
 
-    fn observe(&mut self, span: &Span) -> Result<(), BlockError> {
+    fn observe(&mut self, span: &Span, service: &str) -> Result<(), BlockError> {
         let key = sort_key(span);
         if self.last_key.is_some_and(|last| last >= key) {
             return Err(BlockError::Corrupt {
@@ -108,14 +114,15 @@ impl<W: Write + Send> BlockWriter<W> {
         stats.min_start_unix_nanos = stats.min_start_unix_nanos.min(span.start_unix_nanos);
         stats.max_start_unix_nanos = stats.max_start_unix_nanos.max(span.start_unix_nanos);
         stats.max_end_unix_nanos = stats.max_end_unix_nanos.max(span.end_unix_nanos);
-        let service = span.service_name();
         if !stats.services.contains(service) {
             stats.services.insert(service.to_owned());
         }
-        if stats.operations.len() < MAX_OPERATIONS {
-            let key = (service.to_owned(), span.name.clone(), span.kind as i32);
-            if !stats.operations.contains(&key) {
-                stats.operations.insert(key);
+        if stats.num_operations < MAX_OPERATIONS {
+            let known = stats.operations.get(service).and_then(|names| names.get(&span.name));
+            if !known.is_some_and(|kinds| kinds.contains(&(span.kind as i32))) {
+                let names = stats.operations.entry(service.to_owned()).or_default();
+                names.entry(span.name.clone()).or_default().insert(span.kind as i32);
+                stats.num_operations += 1;
             }
         }
         Ok(())
@@ -129,7 +136,16 @@ impl<W: Write + Send> BlockWriter<W> {
         }
         let stats = std::mem::take(&mut self.stats);
         let services: Vec<String> = stats.services.into_iter().collect();
-        let operations: Vec<(String, String, i32)> = stats.operations.into_iter().collect();
+        let operations: Vec<(String, String, i32)> = stats
+            .operations
+            .into_iter()
+            .flat_map(|(service, names)| {
+                names.into_iter().flat_map(move |(name, kinds)| {
+                    let service = service.clone();
+                    kinds.into_iter().map(move |kind| (service.clone(), name.clone(), kind))
+                })
+            })
+            .collect();
         let num_traces = self.index.num_traces() as u64;
         let pairs = [
             (META_FORMAT_VERSION, FORMAT_VERSION.to_string()),

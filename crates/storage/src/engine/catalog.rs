@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use sextant_model::{Span, SpanKind};
+
+use crate::block::ServiceNames;
 use tracing::warn;
 
 /// The most (service, span name, kind) entries kept.
@@ -49,8 +51,9 @@ impl Catalog {
     }
 
     pub fn add_spans<'a>(&mut self, spans: impl IntoIterator<Item = &'a Span>) {
+        let mut service_names = ServiceNames::default();
         for span in spans {
-            self.add(span.service_name(), &span.name, span.kind);
+            self.add(service_names.of(span), &span.name, span.kind);
         }
     }
 
