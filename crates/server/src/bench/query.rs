@@ -44,6 +44,8 @@ use super::server_process::{READY_TIMEOUT, ServerProcess, metric_value, passed_t
 use super::workload::{SPANS_PER_TRACE, TraceSource, WorkloadParams, service_name};
 use super::{DataRoot, QueryArgs, generate, keep_in_head, start_and_load, workload_params};
 
+/// The longest the restarted server may take to compact the loaded blocks.
+const COMPACTION_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The longest a single answer may take (searches scan every block).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(600);
 /// The duration range is `[d / f, d × f]` around the anchor's duration `d`. Root durations are
@@ -597,6 +599,25 @@ async fn data_summary(client: &mut HttpClient, queried: &'static str) -> anyhow:
     })
 }
 
+/// Waits until the server's compaction planner finds nothing left to do.
+async fn wait_for_compaction(server: &ServerProcess) -> anyhow::Result<()> {
+    let deadline = Instant::now() + COMPACTION_TIMEOUT;
+    // The first round starts a second after the restart; its gauge is set when it ends.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    loop {
+        let text = server.metrics().await?;
+        match metric_value(&text, "sextant_compaction_pending_jobs") {
+            Some(0.0) => return Ok(()),
+            Some(_) => {}
+            None => bail!("/metrics has no sextant_compaction_pending_jobs"),
+        }
+        if Instant::now() > deadline {
+            bail!("compaction was still running after {COMPACTION_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The spawned server and what loading it cost.
 struct Loaded {
     server: ServerProcess,
@@ -625,16 +646,24 @@ async fn load(
             outcome.first_error.as_deref().unwrap_or("no error reported")
         );
     }
-    let (mut stop_seconds, mut restart_seconds) = (None, None);
+    let (mut stop_seconds, mut restart_seconds, mut compaction_seconds) = (None, None, None);
     if !args.head {
         eprintln!("stopping the server (the head is flushed to a block) and starting it again…");
         stop_seconds = Some(server.stop().await?.as_secs_f64());
         let started = Instant::now();
-        server = ServerProcess::spawn(&executable, data_dir, &data_dir.with_extension("log"), settings)?;
+        // Compaction rounds back to back, so the queries see blocks as a server that has run
+        // a while has them.
+        let mut restart_settings = settings.to_vec();
+        restart_settings.push(("SEXTANT_STORAGE_COMPACTION_INTERVAL", "1s".to_string()));
+        server = ServerProcess::spawn(&executable, data_dir, &data_dir.with_extension("log"), &restart_settings)?;
         server.wait_ready(READY_TIMEOUT).await?;
         restart_seconds = Some(started.elapsed().as_secs_f64());
+        eprintln!("waiting for compaction to finish…");
+        let started = Instant::now();
+        wait_for_compaction(&server).await?;
+        compaction_seconds = Some(started.elapsed().as_secs_f64());
     }
-    let load = LoadSummary { ingest: IngestSummary::from(&outcome), stop_seconds, restart_seconds };
+    let load = LoadSummary { ingest: IngestSummary::from(&outcome), stop_seconds, restart_seconds, compaction_seconds };
     Ok((Loaded { server, load }, workload_summary))
 }
 

@@ -425,6 +425,9 @@ pub struct LoadSummary {
     /// From spawning the server again on the same directory to its first answer; `null`
     /// with `--head`.
     pub restart_seconds: Option<f64>,
+    /// From the restart until compaction had nothing left to do (rounds back to back);
+    /// `null` with `--head`.
+    pub compaction_seconds: Option<f64>,
 }
 
 /// Where the queried spans were, from the server's `/metrics` before the queries.
@@ -592,6 +595,9 @@ impl QueryReport {
             );
             if let (Some(stop), Some(restart)) = (load.stop_seconds, load.restart_seconds) {
                 let _ = write!(text, "; stop {stop:.2} s, restart {restart:.2} s");
+            }
+            if let Some(compaction) = load.compaction_seconds {
+                let _ = write!(text, ", compaction {compaction:.1} s");
             }
             rows.push(("load", text));
         }

@@ -93,6 +93,7 @@ fn bench_query_answers_every_query_of_the_set() {
     assert_eq!(report["data"]["head_spans"], 0, "the restart found every span in blocks: {report:#}");
     assert_eq!(report["load"]["ingest"]["spans_acknowledged"], 2000);
     assert!(report["server"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(report["load"]["compaction_seconds"].as_f64().is_some(), "waited for compaction: {:#}", report["load"]);
     let queries = report["queries"].as_array().unwrap();
     let names: Vec<&str> = queries.iter().map(|q| q["query"].as_str().unwrap()).collect();
     assert_eq!(
@@ -141,6 +142,7 @@ fn bench_query_with_head_queries_without_restart() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(report["data"]["queried"], "head");
     assert_eq!(report["load"]["restart_seconds"], Value::Null);
+    assert_eq!(report["load"]["compaction_seconds"], Value::Null);
     assert_eq!(report["data"]["head_spans"], 500, "{report:#}");
     assert_eq!(report["parameters"]["server_settings"]["SEXTANT_STORAGE_HEAD_MAX_SPANS"], "501");
     assert!(report["queries"].as_array().unwrap().iter().all(|q| q["failures"] == 0), "{report:#}");

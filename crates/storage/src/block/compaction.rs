@@ -50,19 +50,49 @@ impl Default for CompactionPolicy {
     }
 }
 
-/// Compaction jobs, each a list of block IDs to merge into one block, lowest level first.
+/// Compaction jobs, each a list of block IDs to merge.
+///
+/// First, blocks whose trace-start ranges overlap ([`BlockMeta::trace_start_range`], strictly:
+/// ranges that only touch do not) are merged in runs of at most `max_inputs`, earliest first;
+/// the executor splits each job's output by trace start, so its blocks no longer overlap and a
+/// newest-first search can stop after the newest ones. Then, among the other blocks, small
+/// neighbours of one level are merged up to the target size.
 pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>> {
+    let min_inputs = policy.min_inputs.max(2);
+    let max_inputs = policy.max_inputs.max(min_inputs);
+    let mut jobs: Vec<Vec<String>> = Vec::new();
+    let mut sorted: Vec<&BlockMeta> = blocks.iter().collect();
+    sorted.sort_by(|a, b| (a.min_start_unix_nanos, &a.id).cmp(&(b.min_start_unix_nanos, &b.id)));
+    let mut overlapping: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut cluster: Vec<&BlockMeta> = Vec::new();
+    let mut cluster_end = 0;
+    for block in sorted.iter().copied().chain(std::iter::once(&SENTINEL)) {
+        let (start, end) = block.trace_start_range();
+        if !cluster.is_empty() && start < cluster_end && !std::ptr::eq(block, &SENTINEL) {
+            cluster.push(block);
+            cluster_end = cluster_end.max(end);
+            continue;
+        }
+        if cluster.len() >= 2 {
+            for run in cluster.chunks(max_inputs).filter(|run| run.len() >= min_inputs) {
+                overlapping.extend(run.iter().map(|b| b.id.as_str()));
+                jobs.push(run.iter().map(|b| b.id.clone()).collect());
+            }
+        }
+        cluster = vec![block];
+        cluster_end = end;
+    }
+
     let mut by_level: BTreeMap<u32, Vec<&BlockMeta>> = BTreeMap::new();
-    for block in blocks {
-        if block.num_spans < policy.target_spans && block.size_bytes < policy.target_size_bytes {
+    for block in sorted {
+        if block.num_spans < policy.target_spans
+            && block.size_bytes < policy.target_size_bytes
+            && !overlapping.contains(block.id.as_str())
+        {
             by_level.entry(block.level).or_default().push(block);
         }
     }
-    let min_inputs = policy.min_inputs.max(2);
-    let max_inputs = policy.max_inputs.max(min_inputs);
-    let mut jobs = Vec::new();
-    for (_, mut level) in by_level {
-        level.sort_by(|a, b| (a.min_start_unix_nanos, &a.id).cmp(&(b.min_start_unix_nanos, &b.id)));
+    for (_, level) in by_level {
         let mut job: Vec<&BlockMeta> = Vec::new();
         let (mut spans, mut bytes) = (0u64, 0u64);
         for block in level {
@@ -92,6 +122,22 @@ pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>>
     jobs
 }
 
+/// Ends the last cluster of the sweep in [`plan`].
+static SENTINEL: BlockMeta = BlockMeta {
+    id: String::new(),
+    level: 0,
+    min_start_unix_nanos: u64::MAX,
+    max_start_unix_nanos: u64::MAX,
+    max_end_unix_nanos: u64::MAX,
+    max_trace_start_unix_nanos: None,
+    num_spans: 0,
+    num_traces: 0,
+    size_bytes: 0,
+    services: Vec::new(),
+    operations: Vec::new(),
+    created_unix_nanos: 0,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +149,7 @@ mod tests {
             min_start_unix_nanos: min_start,
             max_start_unix_nanos: min_start + 10,
             max_end_unix_nanos: min_start + 20,
+            max_trace_start_unix_nanos: None,
             num_spans,
             num_traces: num_spans / 10,
             size_bytes,
@@ -137,8 +184,8 @@ mod tests {
     #[test]
     fn big_blocks_are_left_alone_and_jobs_stay_below_the_target() {
         let blocks = vec![
-            block("big", 0, 0, 1_000, 100),
-            block("fat", 0, 1, 10, 10_000),
+            block("big", 0, 100, 1_000, 100),
+            block("fat", 0, 200, 10, 10_000),
             block("a", 0, 10, 600, 100),
             block("b", 0, 20, 300, 100),
             block("c", 0, 30, 300, 100),
@@ -152,9 +199,34 @@ mod tests {
     fn the_time_window_splits_jobs() {
         let windowed = CompactionPolicy { max_time_range_nanos: Some(25), ..policy() };
         let blocks =
-            vec![block("a", 0, 0, 1, 1), block("b", 0, 10, 1, 1), block("c", 0, 100, 1, 1), block("d", 0, 105, 1, 1)];
-        assert_eq!(plan(&blocks, &windowed), vec![vec!["a", "b"], vec!["c", "d"]]);
+            vec![block("a", 0, 0, 1, 1), block("b", 0, 10, 1, 1), block("c", 0, 100, 1, 1), block("d", 0, 200, 1, 1)];
+        assert_eq!(plan(&blocks, &windowed), vec![vec!["a", "b"]]);
         assert_eq!(plan(&blocks, &policy()), vec![vec!["a", "b", "c"]]);
+    }
+
+    #[test]
+    fn blocks_overlapping_in_trace_start_are_merged_whatever_their_size() {
+        // Full-size blocks over the same period (spans that arrived out of time order), in
+        // runs of at most three; a block that only touches the run is not part of it.
+        let mut blocks: Vec<BlockMeta> = ["p", "q", "r", "s"].iter().map(|id| block(id, 2, 0, 1_000, 100)).collect();
+        for b in &mut blocks {
+            b.max_start_unix_nanos = 500;
+        }
+        blocks.push(block("t", 0, 500, 1_000, 100));
+        assert_eq!(plan(&blocks, &policy()), vec![vec!["p", "q", "r"]]);
+    }
+
+    #[test]
+    fn trace_start_ranges_decide_overlap() {
+        // Spans of the first block start until 30, but its traces all start by 12: a split
+        // compaction output that keeps traces apart is not merged again.
+        let mut first = block("x", 1, 0, 1_000, 100);
+        first.max_start_unix_nanos = 30;
+        first.max_trace_start_unix_nanos = Some(12);
+        let second = block("y", 1, 12, 1_000, 100);
+        assert!(plan(&[first.clone(), second.clone()], &policy()).is_empty());
+        first.max_trace_start_unix_nanos = Some(13);
+        assert_eq!(plan(&[first, second], &policy()), vec![vec!["x", "y"]]);
     }
 
     #[test]

@@ -72,6 +72,14 @@ impl BlockIndex {
         &self.trace_ids
     }
 
+    /// Every trace of the block with its rows, in trace-ID order.
+    pub fn traces(&self) -> impl Iterator<Item = (&TraceId, Range<u64>)> {
+        self.trace_ids.iter().enumerate().map(|(i, trace_id)| {
+            let end = self.first_rows.get(i + 1).copied().unwrap_or(self.num_rows);
+            (trace_id, self.first_rows[i] as u64..end as u64)
+        })
+    }
+
     /// The rows holding `trace_id`'s spans, or `None` if the block has none.
     pub fn lookup(&self, trace_id: &TraceId) -> Option<Range<u64>> {
         let i = self.trace_ids.binary_search(trace_id).ok()?;

@@ -182,6 +182,7 @@ mod tests {
             min_start_unix_nanos: 0,
             max_start_unix_nanos: 0,
             max_end_unix_nanos: 0,
+            max_trace_start_unix_nanos: None,
             num_spans: 1,
             num_traces: 1,
             size_bytes: 10,

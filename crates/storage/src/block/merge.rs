@@ -1,24 +1,30 @@
-//! The compaction executor: a streaming k-way merge of blocks into one.
+//! The compaction executor: a streaming k-way merge of blocks into blocks split by trace
+//! start.
 //!
-//! Every input is already in block order, so the merge reads each input one row group at a
-//! time (one ranged request each), decodes it in batches, and repeatedly takes the smallest
-//! head. Each trace's spans arrive contiguously across all inputs, which is what lets
-//! [`SpanDedup`] drop repeated spans (same trace ID, span ID and kind) with memory bounded by
-//! one trace.
-//! The output is encoded as it goes and streamed to a multipart upload, so memory stays
-//! bounded by a few row groups whatever the block sizes:
-//! inputs × (one fetched row group + one decoded batch) + the output row group in progress.
+//! First each trace is given its output: the inputs' trace-ID indexes and start columns give
+//! every trace's earliest start and span count; traces ordered by start are cut into groups of
+//! at most `max_output_spans` spans (a larger trace is a group of its own), one output block
+//! each, so the outputs do not overlap in trace start (see `compaction::plan`).
+//!
+//! Then every input, already in block order, is read one row group at a time (one ranged
+//! request each) and decoded in batches, and the merge repeatedly takes the smallest head and
+//! hands it to its trace's output. Each trace's spans arrive contiguously across all inputs,
+//! which is what lets [`SpanDedup`] drop repeated spans (same trace ID, span ID and kind) with
+//! memory bounded by one trace, and keeps every output in block order.
+//! Outputs are encoded as they go and streamed to multipart uploads, so memory stays bounded
+//! by a few row groups whatever the block sizes: inputs × (one fetched row group + one decoded
+//! batch) + outputs × the row group in progress.
 //!
 //! The merge runs on one blocking-pool thread and drives the object store's futures with
 //! `Handle::block_on` (allowed off the runtime's worker threads). If the merge fails, the
 //! upload is aborted; if only the final index put fails, an unlisted `data.parquet` remains,
 //! which is garbage like any block no manifest lists.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
-use sextant_model::Span;
+use sextant_model::{Span, TraceId};
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
@@ -34,20 +40,34 @@ const WRITE_CHUNK_SPANS: usize = 4_096;
 /// Multipart parts uploading at once.
 const UPLOAD_CONCURRENCY: usize = 2;
 
-pub(crate) async fn compact(store: &BlockStore, inputs: &[BlockMeta]) -> Result<BlockMeta, BlockError> {
+pub(crate) async fn compact(
+    store: &BlockStore,
+    inputs: &[BlockMeta],
+    max_output_spans: u64,
+) -> Result<Vec<BlockMeta>, BlockError> {
     if inputs.is_empty() {
         return Err(BlockError::EmptyBlock);
     }
     let mut opened = Vec::with_capacity(inputs.len());
+    let mut traces: HashMap<TraceId, (u64, u64)> = HashMap::new();
     for input in inputs {
-        opened.push(store.open(input).await?);
+        let block = store.open(input).await?;
+        for (trace_id, start, spans) in store.trace_starts(input, &block).await? {
+            let entry = traces.entry(trace_id).or_insert((u64::MAX, 0));
+            *entry = (entry.0.min(start), entry.1 + spans);
+        }
+        opened.push(block);
     }
+    let (routes, num_outputs) = split_by_start(traces, max_output_spans);
     let level = inputs.iter().map(|b| b.level).max().unwrap_or(0) + 1;
     let created_unix_nanos = now_unix_nanos();
-    let id = new_block_id(created_unix_nanos / 1_000_000);
-    let data_path = store.data_path(&id);
-    let upload = store.store.put_multipart(&data_path).await?;
-    let upload = WriteMultipart::new_with_chunk_size(upload, store.options.upload_part_bytes.max(1024));
+    let mut outputs = Vec::with_capacity(num_outputs);
+    for _ in 0..num_outputs {
+        let id = new_block_id(created_unix_nanos / 1_000_000);
+        let upload = store.store.put_multipart(&store.data_path(&id)).await?;
+        let upload = WriteMultipart::new_with_chunk_size(upload, store.options.upload_part_bytes.max(1024));
+        outputs.push((id, upload));
+    }
 
     let cursors = inputs.iter().zip(opened).map(|(meta, opened)| Cursor::new(store.clone(), meta.clone(), opened));
     let cursors: Vec<Cursor> = cursors.collect();
@@ -55,35 +75,88 @@ pub(crate) async fn compact(store: &BlockStore, inputs: &[BlockMeta]) -> Result<
     let task_store = store.clone();
     let merged = tokio::task::spawn_blocking(move || {
         let _runtime = handle.enter();
-        merge_blocking(&handle, &task_store, cursors, upload, id, level, created_unix_nanos)
+        merge_blocking(&handle, &task_store, cursors, &routes, outputs, level, created_unix_nanos)
     })
     .await??;
-    let (mut meta, index) = merged;
 
-    let index_bytes = index.encode();
-    meta.size_bytes += index_bytes.len() as u64;
-    store.store.put(&store.index_path(&meta.id), PutPayload::from(index_bytes)).await?;
-    store.cache_index(&meta.id, std::sync::Arc::new(index));
-    debug!(block_id = %meta.id, level, num_inputs = inputs.len(), num_spans = meta.num_spans, "compacted blocks");
-    Ok(meta)
+    let mut metas = Vec::with_capacity(merged.len());
+    for (mut meta, index) in merged {
+        let index_bytes = index.encode();
+        meta.size_bytes += index_bytes.len() as u64;
+        store.store.put(&store.index_path(&meta.id), PutPayload::from(index_bytes)).await?;
+        store.cache_index(&meta.id, std::sync::Arc::new(index));
+        metas.push(meta);
+    }
+    let num_spans: u64 = metas.iter().map(|m| m.num_spans).sum();
+    debug!(level, num_inputs = inputs.len(), num_outputs = metas.len(), num_spans, "compacted blocks");
+    Ok(metas)
+}
+
+/// Each trace's output: traces ordered by (earliest start, ID) and cut into groups of at most
+/// `max_spans` spans (a larger trace alone). Returns the routes and the number of groups.
+fn split_by_start(traces: HashMap<TraceId, (u64, u64)>, max_spans: u64) -> (HashMap<TraceId, usize>, usize) {
+    let mut ordered: Vec<(u64, TraceId, u64)> = traces.into_iter().map(|(id, (start, n))| (start, id, n)).collect();
+    ordered.sort_unstable();
+    let mut routes = HashMap::with_capacity(ordered.len());
+    let (mut group, mut spans) = (0usize, 0u64);
+    for (i, (_, trace_id, n)) in ordered.into_iter().enumerate() {
+        if i > 0 && spans + n > max_spans.max(1) {
+            group += 1;
+            spans = 0;
+        }
+        spans += n;
+        routes.insert(trace_id, group);
+    }
+    let groups = if routes.is_empty() { 0 } else { group + 1 };
+    (routes, groups)
+}
+
+/// One output block being written.
+struct Output {
+    writer: BlockWriter<Vec<u8>>,
+    upload: WriteMultipart,
+    pending: Vec<Span>,
+    data_bytes: u64,
+}
+
+impl Output {
+    fn flush_pending(&mut self, handle: &Handle) -> Result<(), BlockError> {
+        self.writer.write(&self.pending)?;
+        self.pending.clear();
+        self.data_bytes += drain(&mut self.writer, &mut self.upload);
+        handle.block_on(self.upload.wait_for_capacity(UPLOAD_CONCURRENCY))?;
+        Ok(())
+    }
 }
 
 fn merge_blocking(
     handle: &Handle,
     store: &BlockStore,
     mut cursors: Vec<Cursor>,
-    mut upload: WriteMultipart,
-    id: String,
+    routes: &HashMap<TraceId, usize>,
+    uploads: Vec<(String, WriteMultipart)>,
     level: u32,
     created_unix_nanos: u64,
-) -> Result<(BlockMeta, super::index::BlockIndex), BlockError> {
+) -> Result<Vec<(BlockMeta, super::index::BlockIndex)>, BlockError> {
     let options = &store.options;
     let properties = writer_properties(options.row_group_rows, options.page_rows, options.compaction_zstd_level);
-    let result = (|| {
-        let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
+    let mut outputs: Vec<Output> = Vec::with_capacity(uploads.len());
+    let mut failed: Option<BlockError> = None;
+    for (id, upload) in uploads {
+        match BlockWriter::new(id, level, Vec::new(), properties.clone()) {
+            Ok(writer) => outputs.push(Output { writer, upload, pending: Vec::new(), data_bytes: 0 }),
+            Err(error) => {
+                failed.get_or_insert(error);
+                abort(handle, upload);
+            }
+        }
+    }
+    if let Some(error) = failed {
+        outputs.into_iter().for_each(|output| abort(handle, output.upload));
+        return Err(error);
+    }
+    let merged = (|| {
         let mut dedup = SpanDedup::default();
-        let mut pending = Vec::with_capacity(WRITE_CHUNK_SPANS);
-        let mut data_bytes = 0u64;
         let mut num_dropped = 0u64;
         loop {
             // The input whose next span sorts first; ties go to the earlier input.
@@ -102,35 +175,59 @@ fn merge_blocking(
                 num_dropped += 1;
                 continue;
             }
-            pending.push(span);
-            if pending.len() == WRITE_CHUNK_SPANS {
-                writer.write(&pending)?;
-                pending.clear();
-                data_bytes += drain(&mut writer, &mut upload);
-                handle.block_on(upload.wait_for_capacity(UPLOAD_CONCURRENCY))?;
+            let Some(&route) = routes.get(&span.trace_id) else {
+                return Err(BlockError::Corrupt {
+                    block_id: cursors[best].meta.id.clone(),
+                    reason: format!("trace {} is not in the block's index", span.trace_id),
+                });
+            };
+            let output = &mut outputs[route];
+            output.pending.push(span);
+            if output.pending.len() == WRITE_CHUNK_SPANS {
+                output.flush_pending(handle)?;
             }
         }
-        writer.write(&pending)?;
-        drop(pending);
-        let finished = writer.finish(created_unix_nanos)?;
-        data_bytes += finished.sink.len() as u64;
-        upload.write(&finished.sink);
-        let mut meta = finished.meta;
-        meta.size_bytes = data_bytes;
         debug!(num_dropped, "dropped repeated spans while compacting");
-        Ok((meta, finished.index))
+        for output in outputs.iter_mut() {
+            output.flush_pending(handle)?;
+        }
+        Ok(())
     })();
-    match result {
-        Ok(done) => {
-            handle.block_on(upload.finish())?;
-            Ok(done)
-        }
-        Err(error) => {
-            if let Err(abort_error) = handle.block_on(upload.abort()) {
-                warn!(error = %abort_error, "could not abort a compaction upload");
+    if let Err(error) = merged {
+        outputs.into_iter().for_each(|output| abort(handle, output.upload));
+        return Err(error);
+    }
+    let mut finished_outputs = Vec::with_capacity(outputs.len());
+    let mut outputs = outputs.into_iter();
+    while let Some(Output { writer, mut upload, data_bytes, .. }) = outputs.next() {
+        let finished = match writer.finish(created_unix_nanos) {
+            Ok(finished) => {
+                upload.write(&finished.sink);
+                handle.block_on(upload.finish()).map(|_| finished).map_err(BlockError::from)
             }
-            Err(error)
+            Err(error) => {
+                abort(handle, upload);
+                Err(error)
+            }
+        };
+        match finished {
+            Ok(finished) => {
+                let mut meta = finished.meta;
+                meta.size_bytes = data_bytes + finished.sink.len() as u64;
+                finished_outputs.push((meta, finished.index));
+            }
+            Err(error) => {
+                outputs.for_each(|output| abort(handle, output.upload));
+                return Err(error);
+            }
         }
+    }
+    Ok(finished_outputs)
+}
+
+fn abort(handle: &Handle, upload: WriteMultipart) {
+    if let Err(error) = handle.block_on(upload.abort()) {
+        warn!(%error, "could not abort a compaction upload");
     }
 }
 

@@ -106,6 +106,10 @@ pub struct BlockMeta {
     pub min_start_unix_nanos: u64,
     pub max_start_unix_nanos: u64,
     pub max_end_unix_nanos: u64,
+    /// The latest trace start (a trace's earliest span) among the block's traces; absent
+    /// in manifests written before it was recorded. Compaction keeps blocks apart by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_trace_start_unix_nanos: Option<u64>,
     pub num_spans: u64,
     pub num_traces: u64,
     /// `data.parquet` plus `index.bin`.
@@ -120,6 +124,12 @@ pub struct BlockMeta {
 }
 
 impl BlockMeta {
+    /// The range of trace starts in this block: from its earliest span to its latest trace
+    /// start (the latest span start when that is not recorded).
+    pub fn trace_start_range(&self) -> (u64, u64) {
+        (self.min_start_unix_nanos, self.max_trace_start_unix_nanos.unwrap_or(self.max_start_unix_nanos))
+    }
+
     /// Whether some span of this block starts in `[start, end]` as far as the metadata can tell.
     pub fn overlaps_start_range(&self, start_unix_nanos: u64, end_unix_nanos: u64) -> bool {
         self.min_start_unix_nanos <= end_unix_nanos && self.max_start_unix_nanos >= start_unix_nanos

@@ -49,6 +49,7 @@ mod tests {
             min_start_unix_nanos: max_end.saturating_sub(HOUR),
             max_start_unix_nanos: max_end.saturating_sub(1),
             max_end_unix_nanos: max_end,
+            max_trace_start_unix_nanos: None,
             num_spans: 10,
             num_traces: 1,
             size_bytes,

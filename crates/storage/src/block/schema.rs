@@ -100,6 +100,8 @@ pub const META_NUM_TRACES: &str = "sextant.block.num_traces";
 pub const META_MIN_START_UNIX_NANOS: &str = "sextant.block.min_start_unix_nanos";
 pub const META_MAX_START_UNIX_NANOS: &str = "sextant.block.max_start_unix_nanos";
 pub const META_MAX_END_UNIX_NANOS: &str = "sextant.block.max_end_unix_nanos";
+/// The latest trace start (a trace's earliest span) among the block's traces.
+pub const META_MAX_TRACE_START_UNIX_NANOS: &str = "sextant.block.max_trace_start_unix_nanos";
 /// JSON array of the distinct `service.name` values, sorted.
 pub const META_SERVICES: &str = "sextant.block.services";
 /// JSON object: service name → sorted distinct span names.

@@ -9,11 +9,14 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use sextant_model::{Span, TraceId};
@@ -25,7 +28,7 @@ use super::manifest::{self, Manifest};
 use super::reader::{self, OpenedBlock, ReadPlan, SparseFile};
 use super::schema::{
     DEFAULT_COMPACTION_ZSTD_LEVEL, DEFAULT_PAGE_ROWS, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, META_OPERATIONS,
-    writer_properties,
+    START_UNIX_NANOS, writer_properties,
 };
 use super::search_scan::{self, ScanError, SearchRow};
 use super::writer::{BlockWriter, sort_and_dedup};
@@ -418,10 +421,55 @@ impl BlockStore {
         Err(last_conflict)
     }
 
-    /// Merges `inputs` into one new block at level `max(input levels) + 1`, keeping each
-    /// span identity (trace ID, span ID, kind) once. Does not touch the manifest: commit
-    /// `manifest.apply(input ids, [output])`, then delete the inputs.
-    pub async fn compact(&self, inputs: &[BlockMeta]) -> Result<BlockMeta, BlockError> {
-        super::merge::compact(self, inputs).await
+    /// Merges `inputs` into new blocks at level `max(input levels) + 1`, keeping each span
+    /// identity (trace ID, span ID, kind) once, split by trace start into blocks of at most
+    /// `max_output_spans` spans that do not overlap in trace start. Does not touch the
+    /// manifest: commit `manifest.apply(input ids, outputs)`, then delete the inputs.
+    pub async fn compact(&self, inputs: &[BlockMeta], max_output_spans: u64) -> Result<Vec<BlockMeta>, BlockError> {
+        super::merge::compact(self, inputs, max_output_spans).await
+    }
+
+    /// Every trace of the block with its earliest start and number of spans, read from the
+    /// trace-ID index and the start column (a trace's first row is its earliest span).
+    pub(crate) async fn trace_starts(
+        &self,
+        meta: &BlockMeta,
+        opened: &OpenedBlock,
+    ) -> Result<Vec<(TraceId, u64, u64)>, BlockError> {
+        let index = self.index(meta).await?;
+        let schema = opened.arrow.parquet_schema();
+        let leaves = schema.columns().iter().position(|c| c.path().parts() == [START_UNIX_NANOS]);
+        let Some(leaf) = leaves else {
+            return Err(BlockError::Corrupt { block_id: meta.id.clone(), reason: "no start column".into() });
+        };
+        let projection = ProjectionMask::leaves(schema, [leaf]);
+        let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
+        let path = self.data_path(&meta.id);
+        let file = reader::fetch_projected(self.store.as_ref(), &path, opened, &plan, &projection).await?;
+        let (opened, batch_rows, block_id) = (opened.clone(), self.options.read_batch_rows, meta.id.clone());
+        let starts = tokio::task::spawn_blocking(move || {
+            let mut starts: Vec<u64> = Vec::with_capacity(opened.metadata().file_metadata().num_rows() as usize);
+            for batch in reader::projected_batch_reader(file, &opened, &plan, batch_rows, Some(projection))? {
+                let batch = batch?;
+                let column = batch.column(0).as_primitive_opt::<UInt64Type>();
+                let column = column.ok_or_else(|| BlockError::Corrupt {
+                    block_id: block_id.clone(),
+                    reason: "start column is not UInt64".into(),
+                })?;
+                starts.extend_from_slice(column.values());
+            }
+            Ok::<_, BlockError>(starts)
+        })
+        .await??;
+        index
+            .traces()
+            .map(|(trace_id, rows)| match starts.get(rows.start as usize) {
+                Some(&start) => Ok((*trace_id, start, rows.end - rows.start)),
+                None => Err(BlockError::Corrupt {
+                    block_id: meta.id.clone(),
+                    reason: format!("index rows beyond the data ({} rows)", starts.len()),
+                }),
+            })
+            .collect()
     }
 }

@@ -43,6 +43,8 @@ struct Stats {
     min_start_unix_nanos: u64,
     max_start_unix_nanos: u64,
     max_end_unix_nanos: u64,
+    /// The latest first-row start among traces (rows are sorted by trace, then start).
+    max_trace_start_unix_nanos: u64,
     services: BTreeSet<String>,
     /// Service → span name → kinds, looked up by borrowed text so a span seen before costs no
     /// allocation.
@@ -104,9 +106,13 @@ impl<W: Write + Send> BlockWriter<W> {
         if self.index.num_rows() == u32::MAX {
             return Err(BlockError::TooManyRows { max: u32::MAX as u64, actual: u32::MAX as u64 + 1 });
         }
+        let new_trace = self.last_key.is_none_or(|last| last.0 != span.trace_id);
         self.last_key = Some(key);
         self.index.push_row(span.trace_id);
         let stats = &mut self.stats;
+        if new_trace {
+            stats.max_trace_start_unix_nanos = stats.max_trace_start_unix_nanos.max(span.start_unix_nanos);
+        }
         if stats.num_spans == 0 {
             stats.min_start_unix_nanos = span.start_unix_nanos;
         }
@@ -157,6 +163,7 @@ impl<W: Write + Send> BlockWriter<W> {
             (META_MIN_START_UNIX_NANOS, stats.min_start_unix_nanos.to_string()),
             (META_MAX_START_UNIX_NANOS, stats.max_start_unix_nanos.to_string()),
             (META_MAX_END_UNIX_NANOS, stats.max_end_unix_nanos.to_string()),
+            (META_MAX_TRACE_START_UNIX_NANOS, stats.max_trace_start_unix_nanos.to_string()),
             (META_SERVICES, serde_json::to_string(&services).expect("strings serialize")),
             (META_OPERATIONS, serde_json::to_string(&operations).expect("strings serialize")),
         ];
@@ -170,6 +177,7 @@ impl<W: Write + Send> BlockWriter<W> {
             min_start_unix_nanos: stats.min_start_unix_nanos,
             max_start_unix_nanos: stats.max_start_unix_nanos,
             max_end_unix_nanos: stats.max_end_unix_nanos,
+            max_trace_start_unix_nanos: Some(stats.max_trace_start_unix_nanos),
             num_spans: stats.num_spans,
             num_traces,
             size_bytes: 0,

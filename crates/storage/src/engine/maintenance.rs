@@ -141,23 +141,24 @@ impl Engine {
 
     /// One compaction job; `false` when its inputs changed meanwhile and it was dropped.
     pub(super) async fn compact_one(&self, job: &[String], inputs: &[BlockMeta]) -> Result<bool, EngineError> {
-        let merged = self.blocks.compact(inputs).await?;
+        let outputs = self.blocks.compact(inputs, self.options.compaction.target_spans).await?;
         let _manifest_guard = self.manifest_lock.lock().await;
         let committed = self
             .blocks
             .update_manifest(MANIFEST_ATTEMPTS, |current| {
-                current.contains_all(job).then(|| current.apply(job, vec![merged.clone()]))
+                current.contains_all(job).then(|| current.apply(job, outputs.clone()))
             })
             .await?;
-        let applied = committed.block(&merged.id).is_some();
+        let applied = outputs.iter().all(|output| committed.block(&output.id).is_some());
         *self.manifest.write() = Arc::new(committed);
         if applied {
             self.schedule_deletes(inputs.to_vec());
             self.metrics.compactions.inc();
-            info!(block = %merged.id, num_inputs = job.len(), num_spans = merged.num_spans, "compacted blocks");
+            let num_spans: u64 = outputs.iter().map(|output| output.num_spans).sum();
+            info!(num_inputs = job.len(), num_outputs = outputs.len(), num_spans, "compacted blocks");
         } else {
-            // An input left the manifest meanwhile (retention): the output is not needed.
-            self.schedule_deletes(vec![merged]);
+            // An input left the manifest meanwhile (retention): the outputs are not needed.
+            self.schedule_deletes(outputs);
         }
         Ok(applied)
     }

@@ -133,6 +133,7 @@ pub struct EngineMetrics {
     flush_failures: Counter,
     compactions: Counter,
     compaction_failures: Counter,
+    compaction_pending_jobs: Gauge,
     blocks_deleted_by_retention: Counter,
     replayed_spans: Counter,
     undecodable_records: Counter,
@@ -151,6 +152,11 @@ impl EngineMetrics {
         r.register("head_flush_failures", "Head flushes that failed and will be retried", self.flush_failures.clone());
         r.register("compactions", "Compactions completed", self.compactions.clone());
         r.register("compaction_failures", "Compactions that failed", self.compaction_failures.clone());
+        r.register(
+            "compaction_pending_jobs",
+            "Compaction jobs the planner finds after the latest round (0: blocks are fully compacted)",
+            self.compaction_pending_jobs.clone(),
+        );
         r.register("retention_deleted_blocks", "Blocks deleted by retention", self.blocks_deleted_by_retention.clone());
         r.register("wal_replayed_spans", "Spans replayed from the WAL at start", self.replayed_spans.clone());
         r.register(
@@ -362,6 +368,8 @@ impl Engine {
         }
         let manifest = self.manifest_snapshot();
         self.metrics.blocks.set(manifest.blocks.len() as i64);
+        let pending = compaction::plan(&manifest.blocks, &self.options.compaction).len();
+        self.metrics.compaction_pending_jobs.set(pending as i64);
         self.metrics.block_bytes.set(manifest.blocks.iter().map(|b| b.size_bytes as i64).sum());
     }
 }

@@ -1,6 +1,12 @@
 //! The compaction executor: merge, dedupe, levels, metadata.
 
 use super::*;
+use crate::block::compaction::{CompactionPolicy, plan};
+
+fn one(mut outputs: Vec<BlockMeta>) -> BlockMeta {
+    assert_eq!(outputs.len(), 1, "without a size limit a compaction writes one block");
+    outputs.remove(0)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_merges_blocks_and_drops_duplicates() {
@@ -12,7 +18,7 @@ async fn compaction_merges_blocks_and_drops_duplicates() {
     let second: Vec<Span> = all[200..].to_vec();
     let a = store.write_block(first, 0).await.unwrap();
     let b = store.write_block(second, 2).await.unwrap();
-    let merged = store.compact(&[a.clone(), b.clone()]).await.unwrap();
+    let merged = one(store.compact(&[a.clone(), b.clone()], u64::MAX).await.unwrap());
     assert_eq!(merged.level, 3);
     assert_eq!(merged.num_spans, 600);
     assert_eq!(merged.num_traces, 120);
@@ -45,11 +51,11 @@ async fn compaction_streams_its_output_in_parts_on_a_single_threaded_runtime() {
     let all = simple_spans(400, 6);
     let a = store.write_block(all[..1200].to_vec(), 0).await.unwrap();
     let b = store.write_block(all[1200..].to_vec(), 0).await.unwrap();
-    let merged = store.compact(&[b, a]).await.unwrap();
+    let merged = one(store.compact(&[b, a], u64::MAX).await.unwrap());
     assert_eq!(merged.level, 1);
     assert!(merged.size_bytes > 4 * 4096, "the output must span several parts ({} bytes)", merged.size_bytes);
     assert_eq!(store.read_spans(&merged).await.unwrap(), in_block_order(all));
-    assert!(matches!(store.compact(&[]).await, Err(BlockError::EmptyBlock)));
+    assert!(matches!(store.compact(&[], u64::MAX).await, Err(BlockError::EmptyBlock)));
 }
 
 #[tokio::test]
@@ -64,6 +70,44 @@ async fn both_halves_of_a_zipkin_shared_span_are_kept() {
     let a = store.write_block(vec![server.clone(), client.clone(), client.clone()], 0).await.unwrap();
     assert_eq!(a.num_spans, 2);
     let b = store.write_block(vec![server.clone()], 0).await.unwrap();
-    let merged = store.compact(&[a, b]).await.unwrap();
+    let merged = one(store.compact(&[a, b], u64::MAX).await.unwrap());
     assert_eq!(store.read_spans(&merged).await.unwrap(), vec![server, client], "server (2) sorts before client (3)");
+}
+
+/// Blocks over the same period (spans that arrived out of time order) come out of compaction
+/// as blocks of bounded size that no longer overlap in trace start, so the planner leaves them
+/// alone and a newest-first search can stop after the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_splits_its_output_by_trace_start() {
+    let store = memory_store(small_row_groups());
+    let mut all = simple_spans(300, 4);
+    // Trace starts shuffled against trace IDs, so each input covers the whole period.
+    for (i, span) in all.iter_mut().enumerate() {
+        let trace = (i / 4) as u64;
+        let start = 1_000_000 + (trace * 7_919 % 300) * 1_000 + (i % 4) as u64;
+        span.end_unix_nanos = start + (span.end_unix_nanos - span.start_unix_nanos);
+        span.start_unix_nanos = start;
+    }
+    let inputs = vec![
+        store.write_block(all.iter().step_by(2).cloned().collect(), 0).await.unwrap(),
+        store.write_block(all.iter().skip(1).step_by(2).cloned().collect(), 0).await.unwrap(),
+        // A retry of some spans, in a third block.
+        store.write_block(all[100..140].to_vec(), 0).await.unwrap(),
+    ];
+    let policy = CompactionPolicy { target_spans: 250, ..CompactionPolicy::default() };
+    assert_eq!(plan(&inputs, &policy).len(), 1, "the inputs overlap");
+
+    let outputs = store.compact(&inputs, 250).await.unwrap();
+    assert_eq!(outputs.len(), 5, "1200 spans in blocks of at most 250");
+    let mut read = Vec::new();
+    for (output, next) in outputs.iter().zip(outputs.iter().skip(1)) {
+        assert!(output.num_spans <= 250);
+        assert!(output.trace_start_range().1 <= next.trace_start_range().0, "trace starts do not overlap");
+    }
+    for output in &outputs {
+        assert_eq!(output.level, 1);
+        read.extend(store.read_spans(output).await.unwrap());
+    }
+    assert_eq!(in_block_order(read), in_block_order(all), "every span once");
+    assert!(plan(&outputs, &policy).is_empty(), "nothing left to merge");
 }

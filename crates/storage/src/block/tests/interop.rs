@@ -97,7 +97,7 @@ async fn report_bytes_per_span_on_a_benchmark_like_workload() {
         flushed.push(store.write_block(chunk.to_vec(), 0).await.unwrap());
     }
     let flushed_bytes: u64 = flushed.iter().map(|b| b.size_bytes).sum();
-    let compacted = store.compact(&flushed).await.unwrap();
+    let compacted = store.compact(&flushed, u64::MAX).await.unwrap().remove(0);
     let opened = store.open(&compacted).await.unwrap();
     println!(
         "{} spans: {:.1} bytes/span as flushed blocks of 100k spans; compacted into one: {:.1} (data {:.1}, index {:.1})",
