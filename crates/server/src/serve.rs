@@ -176,7 +176,15 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => work().await,
+            _ = tick.tick() => {
+                // Work in progress is abandoned at shutdown rather than waited for: a flush puts
+                // its frozen part back (the shutdown flush writes it), and the outputs of an
+                // abandoned compaction are blocks no manifest lists, removed at the next start.
+                tokio::select! {
+                    () = work() => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
             _ = stop.changed() => return Ok(()),
         }
     }
