@@ -20,7 +20,7 @@ use super::BlockMeta;
 pub const DEFAULT_TARGET_SPANS: u64 = 100_000;
 /// Default size at which a block counts as big enough.
 pub const DEFAULT_TARGET_SIZE_BYTES: u64 = 512 << 20;
-pub const DEFAULT_MAX_INPUTS: usize = 8;
+pub const DEFAULT_MAX_INPUTS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -36,7 +36,7 @@ use super::writer::{BlockWriter, SpanDedup, sort_key};
 use super::{BlockError, BlockMeta, new_block_id, now_unix_nanos};
 
 /// Spans handed to the writer at a time.
-const WRITE_CHUNK_SPANS: usize = 4_096;
+const WRITE_CHUNK_SPANS: usize = 1_024;
 /// Multipart parts uploading at once.
 const UPLOAD_CONCURRENCY: usize = 2;
 

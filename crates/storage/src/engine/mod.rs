@@ -56,7 +56,7 @@ use catalog::Catalog;
 
 /// Defaults of [`EngineOptions`].
 pub const DEFAULT_HEAD_MAX_SPANS: usize = 1_000_000;
-pub const DEFAULT_HEAD_MAX_BYTES: usize = 256 * 1024 * 1024;
+pub const DEFAULT_HEAD_MAX_BYTES: usize = 192 * 1024 * 1024;
 pub const DEFAULT_HEAD_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
