@@ -207,6 +207,19 @@ impl BlockStore {
         Ok(index)
     }
 
+    /// Loads the block's trace-ID index and parsed footer into the caches.
+    pub async fn warm(&self, meta: &BlockMeta) -> Result<(), BlockError> {
+        self.index(meta).await?;
+        self.open(meta).await?;
+        Ok(())
+    }
+
+    /// Whether the block's parsed footer is cached.
+    #[cfg(test)]
+    pub(crate) fn footer_cached(&self, meta: &BlockMeta) -> bool {
+        self.footers.get(&meta.id).is_some()
+    }
+
     /// The block's parsed footer, from the cache or the object store.
     pub(crate) async fn open(&self, meta: &BlockMeta) -> Result<OpenedBlock, BlockError> {
         if let Some(opened) = self.footers.get(&meta.id) {

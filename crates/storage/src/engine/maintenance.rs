@@ -88,6 +88,7 @@ impl Engine {
         match committed {
             Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
+                self.warm(&metas).await;
                 self.head.write().release_frozen();
                 thaw.armed = false;
                 self.wal.remove_segments_before(checkpoint_seq)?;
@@ -152,6 +153,7 @@ impl Engine {
         let applied = outputs.iter().all(|output| committed.block(&output.id).is_some());
         *self.manifest.write() = Arc::new(committed);
         if applied {
+            self.warm(&outputs).await;
             self.schedule_deletes(inputs.to_vec());
             self.metrics.compactions.inc();
             let num_spans: u64 = outputs.iter().map(|output| output.num_spans).sum();

@@ -277,7 +277,22 @@ impl Engine {
             metrics,
         };
         engine.update_gauges();
-        Ok(Arc::new(engine))
+        let engine = Arc::new(engine);
+        // Footers and indexes are loaded in the background, so the first queries after a
+        // start do not each pay for opening the blocks they touch.
+        let blocks: Vec<BlockMeta> = engine.manifest_snapshot().blocks.clone();
+        let warming = engine.clone();
+        tokio::spawn(async move { warming.warm(&blocks).await });
+        Ok(engine)
+    }
+
+    /// Loads the footers and trace-ID indexes of `blocks` into the block caches.
+    pub(crate) async fn warm(&self, blocks: &[BlockMeta]) {
+        for meta in blocks {
+            if let Err(error) = self.blocks.warm(meta).await {
+                warn!(%error, block = %meta.id, "cannot load a block's footer and index");
+            }
+        }
     }
 
     /// Makes spans durable and queryable. Returns once they are committed to the WAL.

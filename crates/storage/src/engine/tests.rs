@@ -70,6 +70,29 @@ async fn reopening_replays_only_what_no_block_holds() {
     assert_eq!(engine.services(), vec![sextant_model::UNKNOWN_SERVICE.to_string()]);
 }
 
+/// Footers are loaded when a block is written and, after a restart, in the background, so a
+/// query does not pay for opening the blocks.
+#[tokio::test]
+async fn block_footers_are_loaded_before_queries_need_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path(), |_| {}).await;
+        engine.append(spans(1, 3)).await.unwrap();
+        engine.flush().await.unwrap();
+        let meta = engine.manifest_snapshot().blocks[0].clone();
+        assert!(engine.blocks.footer_cached(&meta), "after the flush");
+    }
+    let engine = open(dir.path(), |_| {}).await;
+    let meta = engine.manifest_snapshot().blocks[0].clone();
+    for _ in 0..100 {
+        if engine.blocks.footer_cached(&meta) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the footer was not loaded after the restart");
+}
+
 /// Replay decodes records in parallel batches; the head must still receive them in log order.
 #[tokio::test]
 async fn replay_applies_records_in_log_order() {
