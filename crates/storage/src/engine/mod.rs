@@ -280,19 +280,17 @@ impl Engine {
         let engine = Arc::new(engine);
         // Footers and indexes are loaded in the background, so the first queries after a
         // start do not each pay for opening the blocks they touch.
+        // The task holds the block store (its caches), not the engine: the engine, and with it
+        // the WAL's directory lock, goes away when its owner drops it.
         let blocks: Vec<BlockMeta> = engine.manifest_snapshot().blocks.clone();
-        let warming = engine.clone();
-        tokio::spawn(async move { warming.warm(&blocks).await });
+        let store = engine.blocks.clone();
+        tokio::spawn(async move { warm(&store, &blocks).await });
         Ok(engine)
     }
 
     /// Loads the footers and trace-ID indexes of `blocks` into the block caches.
     pub(crate) async fn warm(&self, blocks: &[BlockMeta]) {
-        for meta in blocks {
-            if let Err(error) = self.blocks.warm(meta).await {
-                warn!(%error, block = %meta.id, "cannot load a block's footer and index");
-            }
-        }
+        warm(&self.blocks, blocks).await;
     }
 
     /// Makes spans durable and queryable. Returns once they are committed to the WAL.
@@ -409,6 +407,15 @@ async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
         match blocks.delete_block_id(id).await {
             Ok(()) => info!(block = %id, "removed a block no manifest lists (an interrupted flush or compaction)"),
             Err(error) => warn!(%error, block = %id, "cannot remove an unlisted block"),
+        }
+    }
+}
+
+/// Loads the footers and trace-ID indexes of `blocks` into `store`'s caches.
+async fn warm(store: &BlockStore, blocks: &[BlockMeta]) {
+    for meta in blocks {
+        if let Err(error) = store.warm(meta).await {
+            warn!(%error, block = %meta.id, "cannot load a block's footer and index");
         }
     }
 }
