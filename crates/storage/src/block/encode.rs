@@ -22,7 +22,8 @@ use super::attributes::{AttributeListBuilder, to_otlp_json};
 use super::schema::{block_schema, event_fields, link_fields};
 
 /// `service.name` of spans' resources, looked up once per resource among the last few seen
-/// (recognised by `Arc` pointer: a block's spans share a handful of resources).
+/// (recognised by `Arc` pointer: spans of a block, a request or the head share a handful of
+/// resources).
 #[derive(Default)]
 pub(crate) struct ServiceNames {
     /// The resource (kept alive, so its address cannot be reused meanwhile) and its name.

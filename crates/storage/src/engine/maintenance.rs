@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use sextant_model::Span;
 use tracing::{info, warn};
 
-use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos};
+use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos, warm};
 use crate::block::{BlockError, BlockMeta, compaction, encode_block, retention};
 use crate::head::Head;
 
@@ -88,7 +88,7 @@ impl Engine {
         match committed {
             Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
-                self.warm(&metas).await;
+                warm(&self.blocks, &metas).await;
                 self.head.write().release_frozen();
                 thaw.armed = false;
                 self.wal.remove_segments_before(checkpoint_seq)?;
@@ -153,7 +153,7 @@ impl Engine {
         let applied = outputs.iter().all(|output| committed.block(&output.id).is_some());
         *self.manifest.write() = Arc::new(committed);
         if applied {
-            self.warm(&outputs).await;
+            warm(&self.blocks, &outputs).await;
             self.schedule_deletes(inputs.to_vec());
             self.metrics.compactions.inc();
             let num_spans: u64 = outputs.iter().map(|output| output.num_spans).sum();

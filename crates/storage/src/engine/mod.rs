@@ -288,11 +288,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Loads the footers and trace-ID indexes of `blocks` into the block caches.
-    pub(crate) async fn warm(&self, blocks: &[BlockMeta]) {
-        warm(&self.blocks, blocks).await;
-    }
-
     /// Makes spans durable and queryable. Returns once they are committed to the WAL.
     pub async fn append(&self, spans: Vec<Span>) -> Result<(), EngineError> {
         if spans.is_empty() {
@@ -412,7 +407,7 @@ async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
 }
 
 /// Loads the footers and trace-ID indexes of `blocks` into `store`'s caches.
-async fn warm(store: &BlockStore, blocks: &[BlockMeta]) {
+pub(super) async fn warm(store: &BlockStore, blocks: &[BlockMeta]) {
     for meta in blocks {
         if let Err(error) = store.warm(meta).await {
             warn!(%error, block = %meta.id, "cannot load a block's footer and index");

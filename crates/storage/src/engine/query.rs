@@ -22,10 +22,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use sextant_model::{Resource, TraceId};
+use sextant_model::TraceId;
 
 use super::{Engine, EngineError};
-use crate::block::{BlockMeta, SearchRow};
+use crate::block::{BlockMeta, SearchRow, ServiceNames};
 use crate::search::{Cursor, SearchQuery, SearchResult, TraceSummary};
 
 /// What the search keeps per trace.
@@ -350,23 +350,17 @@ impl Engine {
     /// Adds every span of the head to the search state.
     fn search_head(&self, state: &mut State) {
         let head = self.head.read();
+        // Spans share a handful of resources: each one's service name is looked up once.
+        let mut service_names = ServiceNames::default();
         for part in head.parts() {
-            // Spans of one request share their resource: its service name is looked up once
-            // per run of spans rather than once per span.
-            let mut service: Option<(*const Resource, &str)> = None;
             for (trace_id, spans) in part.traces() {
                 let mut run = Seen { min_start: u64::MAX, max_end: 0, matched: false, sources: 1, summary: None };
                 for span in spans {
                     run.min_start = run.min_start.min(span.start_unix_nanos);
                     run.max_end = run.max_end.max(span.end_unix_nanos);
                     if !run.matched {
-                        let resource = Arc::as_ptr(&span.resource);
-                        let name = match service {
-                            Some((cached, name)) if cached == resource => name,
-                            _ => service.insert((resource, span.service_name())).1,
-                        };
                         run.matched = state.query.span_fields_match(
-                            name,
+                            service_names.of(span),
                             &span.name,
                             span.is_error(),
                             span.start_unix_nanos,
