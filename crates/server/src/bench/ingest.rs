@@ -218,7 +218,7 @@ mod tests {
     use sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     use super::*;
-    use crate::bench::workload::{Batch, WorkloadParams, generate};
+    use crate::bench::workload::{Batch, Shape, WorkloadParams, generate};
     use crate::config::{Overrides, RawConfig};
     use crate::serve::Server;
 
@@ -238,8 +238,14 @@ mod tests {
 
     fn valid_batches(count: usize) -> Vec<Batch> {
         let end_unix_nanos = crate::bench::now_unix_nanos() - 60_000_000_000;
-        let params =
-            WorkloadParams { seed: 5, num_traces: 10 * count as u64, days: 1, batch_spans: 100, end_unix_nanos };
+        let params = WorkloadParams {
+            shape: Shape::Tracegen,
+            seed: 5,
+            num_traces: 10 * count as u64,
+            days: 1,
+            batch_spans: 100,
+            end_unix_nanos,
+        };
         generate(&params, 1).batches
     }
 

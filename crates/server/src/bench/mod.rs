@@ -40,7 +40,7 @@ use self::report::{
     IngestSummary, Machine, Parameters, QueryReport, ReplaySummary, Report, ServerSummary, WorkloadSummary,
 };
 use self::server_process::{READY_TIMEOUT, ServerProcess, dir_size_bytes, metric_value};
-use self::workload::{SPANS_PER_TRACE, Workload, WorkloadParams};
+use self::workload::{SPANS_PER_TRACE, Shape, Workload, WorkloadParams};
 
 /// Spans end no later than this long before the benchmark starts.
 const END_BEFORE_NOW: Duration = Duration::from_secs(60);
@@ -95,13 +95,18 @@ pub enum BenchCommand {
 /// What to generate; shared by every benchmark that loads data.
 #[derive(clap::Args, Clone, Debug)]
 pub struct WorkloadArgs {
+    /// What the spans look like: `tracegen`, the spans of the published benchmark (Jaeger's
+    /// tracegen, one run per day in time order), or `random` (random services, parents,
+    /// attributes and durations, starts in random order over the days).
+    #[arg(long, value_enum, default_value_t = Shape::Tracegen)]
+    pub shape: Shape,
     /// Seed of the workload: the same seed gives the same spans.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Number of traces (10 spans each); the reference workload has 1,000,000.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub traces: u64,
-    /// Trace start times are spread over this many days, ending a minute ago.
+    /// The traces are spread over this many days, ending a minute ago.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub days: u64,
     /// Spans per OTLP request.
@@ -222,6 +227,7 @@ impl Parameters {
         server_settings: BTreeMap<String, String>,
     ) -> Parameters {
         Parameters {
+            shape: w.shape,
             seed: w.seed,
             traces: w.traces,
             spans_per_trace: SPANS_PER_TRACE,
@@ -237,6 +243,7 @@ impl Parameters {
 /// The workload `args` asks for, ending a minute before now.
 fn workload_params(args: &WorkloadArgs) -> WorkloadParams {
     WorkloadParams {
+        shape: args.shape,
         seed: args.seed,
         num_traces: args.traces,
         days: args.days,

@@ -41,15 +41,17 @@ use super::report::{
 };
 use super::rng::SplitMix64;
 use super::server_process::{READY_TIMEOUT, ServerProcess, metric_value, passed_through_settings};
-use super::workload::{SPANS_PER_TRACE, TraceSource, WorkloadParams, service_name};
+use super::workload::{SPANS_PER_TRACE, TraceSource, WorkloadParams};
 use super::{DataRoot, QueryArgs, generate, keep_in_head, start_and_load, workload_params};
 
 /// The longest the restarted server may take to compact the loaded blocks.
 const COMPACTION_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The longest a single answer may take (searches scan every block).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(600);
-/// The duration range is `[d / f, d × f]` around the anchor's duration `d`. Root durations are
-/// log-uniform over four decades (ln 10⁴ ≈ 9.2), so about 2 ln f / 9.2 ≈ 3 % of traces match.
+/// The duration range is `[d / f, d × f]` around the anchor's duration `d`. With the random
+/// shape, root durations are log-uniform over four decades (ln 10⁴ ≈ 9.2), so about
+/// 2 ln f / 9.2 ≈ 3 % of traces match; tracegen's traces last 30 to 180 µs, and about a third
+/// match.
 pub const DURATION_RANGE_FACTOR: f64 = 1.15;
 /// The timestamp range: this long, centred on the anchor's start.
 pub const TIME_RANGE: Duration = Duration::from_secs(3600);
@@ -75,10 +77,10 @@ pub struct SearchSpec {
 
 impl SearchSpec {
     /// `/api/v1/search?…` with `limit`.
-    pub fn path(&self, limit: u64) -> String {
+    pub fn path(&self, source: &TraceSource, limit: u64) -> String {
         let mut params: Vec<(String, String)> = Vec::new();
         if let Some(service) = self.service {
-            params.push(("service".into(), service_name(service)));
+            params.push(("service".into(), source.service_name(service)));
         }
         if let Some(operation) = &self.operation {
             params.push(("operation".into(), operation.clone()));
@@ -144,6 +146,8 @@ fn encode(text: &str) -> String {
 pub struct PlannedSearch {
     pub kind: QueryKind,
     pub spec: SearchSpec,
+    /// What is asked: [`SearchSpec::path`].
+    pub path: String,
     /// Traces of the workload that match.
     pub matching: u64,
     /// Trace IDs (hex) of the answer: the newest `limit` matching traces, in order.
@@ -222,25 +226,38 @@ fn some_attribute(span: &Span) -> Option<(String, String)> {
     text(true).or_else(|| text(false))
 }
 
-/// The searches, their parameters taken from the anchor trace's root span.
+/// The searches, their parameters taken from the anchor trace: service and operation from its
+/// root span, the attribute from its last span (a child, whose attributes are the selective
+/// ones: tracegen's roots carry only the two attributes every root has), and all filters from
+/// that last span.
 pub fn searches(source: &TraceSource, anchor: u64) -> anyhow::Result<Vec<(QueryKind, SearchSpec)>> {
     let spans = source.trace(anchor);
     let (start, end) = trace_bounds(&spans);
     let (service, root) = &spans[0];
+    let (last_service, last) = spans.last().expect("traces have spans");
     let duration = (end - start) as f64;
     let duration_nanos =
         Some(((duration / DURATION_RANGE_FACTOR).floor() as u64, (duration * DURATION_RANGE_FACTOR).ceil() as u64));
     let half_range = TIME_RANGE.as_nanos() as u64 / 2;
     let start_range_nanos = Some((start.saturating_sub(half_range), start + half_range));
-    let attribute = Some(some_attribute(root).context("the anchor's root span has no attribute")?);
-    let (service, operation) = (Some(*service), Some(root.name.clone()));
+    let attribute = Some(some_attribute(last).context("the anchor's last span has no attribute")?);
+    let service = Some(*service);
     Ok(vec![
         (QueryKind::SearchService, SearchSpec { service, ..Default::default() }),
-        (QueryKind::SearchOperation, SearchSpec { service, operation: operation.clone(), ..Default::default() }),
+        (QueryKind::SearchOperation, SearchSpec { service, operation: Some(root.name.clone()), ..Default::default() }),
         (QueryKind::SearchDuration, SearchSpec { duration_nanos, ..Default::default() }),
         (QueryKind::SearchTimestamp, SearchSpec { start_range_nanos, ..Default::default() }),
         (QueryKind::SearchAttribute, SearchSpec { attribute: attribute.clone(), ..Default::default() }),
-        (QueryKind::SearchAll, SearchSpec { service, operation, attribute, duration_nanos, start_range_nanos }),
+        (
+            QueryKind::SearchAll,
+            SearchSpec {
+                service: Some(*last_service),
+                operation: Some(last.name.clone()),
+                attribute,
+                duration_nanos,
+                start_range_nanos,
+            },
+        ),
     ])
 }
 
@@ -343,14 +360,15 @@ pub fn plan(source: &TraceSource, samples: &Samples, limit: u64, threads: usize)
         .zip(tally.newest)
         .map(|(((kind, spec), matching), newest)| PlannedSearch {
             kind,
+            path: spec.path(source, limit),
             spec,
             matching,
             newest: newest.into_iter().map(|(_, id)| format!("{id:032x}")).collect(),
         })
         .collect();
     Ok(Plan {
-        anchor_service: service_name(anchor_service),
-        services: tally.services.into_iter().map(service_name).collect(),
+        anchor_service: source.service_name(anchor_service),
+        services: tally.services.into_iter().map(|s| source.service_name(s)).collect(),
         operations: tally.operations,
         trace_ids: samples.trace_ids.iter().map(|&i| trace_id_hex(source, i)).collect(),
         other_trace_ids: samples.other_trace_ids.iter().map(|&i| trace_id_hex(source, i)).collect(),
@@ -511,12 +529,7 @@ fn result_of(kind: QueryKind, path: &str, timed: Timed, results: u64, matching: 
 }
 
 /// Runs the whole query set in the order of [`QueryKind::ALL`].
-async fn run_queries(
-    client: &mut HttpClient,
-    plan: &Plan,
-    repetitions: u64,
-    limit: u64,
-) -> anyhow::Result<Vec<QueryResult>> {
+async fn run_queries(client: &mut HttpClient, plan: &Plan, repetitions: u64) -> anyhow::Result<Vec<QueryResult>> {
     let repeated = |path: String| vec![path; repetitions as usize];
     let mut results = Vec::new();
 
@@ -539,10 +552,10 @@ async fn run_queries(
     }
 
     for search in &plan.searches {
-        let path = search.spec.path(limit);
-        let timed = time_requests(client, &repeated(path.clone()), |_, a| check_search(a, &search.newest)).await?;
+        let timed =
+            time_requests(client, &repeated(search.path.clone()), |_, a| check_search(a, &search.newest)).await?;
         let last = timed.results.last().copied().unwrap_or(0);
-        results.push(result_of(search.kind, &path, timed, last, Some(search.matching)));
+        results.push(result_of(search.kind, &search.path, timed, last, Some(search.matching)));
     }
     Ok(results)
 }
@@ -705,7 +718,7 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     let cpu_before = loaded.as_ref().map(|l| l.server.cpu_seconds()).transpose()?;
     eprintln!("querying {address}…");
     let started = Instant::now();
-    let queries = run_queries(&mut client, &plan, args.repetitions, args.limit).await?;
+    let queries = run_queries(&mut client, &plan, args.repetitions).await?;
     let seconds = started.elapsed().as_secs_f64();
     let data_after = data_summary(&mut client, queried).await?;
     let (server, load) = match loaded {
@@ -755,12 +768,12 @@ mod tests {
 
     use super::*;
     use crate::api::native::parse_search;
-    use crate::bench::workload::generate;
+    use crate::bench::workload::{Shape, generate};
 
     const END: u64 = 1_750_000_000_000_000_000;
 
     fn params(num_traces: u64) -> WorkloadParams {
-        WorkloadParams { seed: 3, num_traces, days: 10, batch_spans: 1000, end_unix_nanos: END }
+        WorkloadParams { shape: Shape::Random, seed: 3, num_traces, days: 10, batch_spans: 1000, end_unix_nanos: END }
     }
 
     fn percent_decode(text: &str) -> String {
@@ -818,7 +831,18 @@ mod tests {
     /// spans as the server stores them, and the API's own parser for the parameters.
     #[test]
     fn expected_answers_follow_the_api_semantics() {
-        let p = params(400);
+        // Random services per span: most traces have a span of the service.
+        expected_answers_for(params(400), 201..=400, 2..=60);
+        // Tracegen: one service per trace, in turn; durations alike, so a wider share of
+        // traces is in the range.
+        expected_answers_for(WorkloadParams { shape: Shape::Tracegen, ..params(400) }, 40..=40, 40..=300);
+    }
+
+    fn expected_answers_for(
+        p: WorkloadParams,
+        service_matches: std::ops::RangeInclusive<u64>,
+        duration_matches: std::ops::RangeInclusive<u64>,
+    ) {
         let workload = generate(&p, 2);
         let mut traces: HashMap<TraceId, Vec<sextant_model::Span>> = HashMap::new();
         for batch in &workload.batches {
@@ -840,7 +864,8 @@ mod tests {
 
         let mut seen_sizes = Vec::new();
         for search in &plan.searches {
-            let path = search.spec.path(limit);
+            let path = search.spec.path(&source, limit);
+            assert_eq!(path, search.path);
             let query = parse_search(&query_pairs(&path)).unwrap_or_else(|e| panic!("{path}: {}", e.message));
             assert_eq!(query.limit, limit as usize);
             let mut matching: Vec<(u64, TraceId)> = traces
@@ -861,8 +886,8 @@ mod tests {
         }
         // Service alone matches most traces; the duration range a few percent.
         let by_kind = |kind| plan.searches.iter().find(|s| s.kind == kind).unwrap().matching;
-        assert!(by_kind(QueryKind::SearchService) > 200, "{seen_sizes:?}");
-        assert!((2..=60).contains(&by_kind(QueryKind::SearchDuration)), "{seen_sizes:?}");
+        assert!(service_matches.contains(&by_kind(QueryKind::SearchService)), "{seen_sizes:?}");
+        assert!(duration_matches.contains(&by_kind(QueryKind::SearchDuration)), "{seen_sizes:?}");
         assert!(by_kind(QueryKind::SearchAll) <= by_kind(QueryKind::SearchAttribute));
     }
 

@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::ingest::IngestOutcome;
+use super::workload::Shape;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -32,6 +33,7 @@ pub struct Report {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Parameters {
+    pub shape: Shape,
     pub seed: u64,
     pub traces: u64,
     pub spans_per_trace: usize,
@@ -207,9 +209,10 @@ impl Report {
         rows.push((
             "workload",
             format!(
-                "{} traces × {} spans, seed {}, {} days, {} spans/request",
+                "{} traces × {} spans ({}), seed {}, {} days, {} spans/request",
                 thousands(p.traces),
                 p.spans_per_trace,
+                p.shape,
                 p.seed,
                 p.days,
                 p.batch_spans
@@ -553,9 +556,10 @@ impl QueryReport {
             (
                 "workload",
                 format!(
-                    "{} traces × {} spans, seed {}, {} days",
+                    "{} traces × {} spans ({}), seed {}, {} days",
                     thousands(p.traces),
                     p.spans_per_trace,
+                    p.shape,
                     p.seed,
                     p.days
                 ),
@@ -704,6 +708,7 @@ mod tests {
             benchmark: "ingest",
             sextant_version: "0.0.0",
             parameters: Parameters {
+                shape: Shape::Tracegen,
                 seed: 1,
                 traces: 1000,
                 spans_per_trace: 10,
@@ -774,6 +779,7 @@ mod tests {
             sextant_version: "0.0.0",
             parameters: QueryParameters {
                 run: Parameters {
+                    shape: Shape::Random,
                     seed: 1,
                     traces: 1000,
                     spans_per_trace: 10,

@@ -1,23 +1,31 @@
 //! The reference workload (DESIGN.md, "Benchmark workload and targets"), deterministic from a
 //! seed, encoded to OTLP protobuf requests before any clock starts.
 //!
-//! Shape, scaled by the number of traces:
-//! - every trace has [`SPANS_PER_TRACE`] spans: one root and children whose parent is the root
-//!   or an earlier child, all inside their parent's time range;
-//! - [`NUM_SERVICES`] services, each a resource (`service.name`, `host.name`, …) with
-//!   [`OPERATIONS_PER_SERVICE`] span names; kinds server, client and internal;
-//! - [`ATTRIBUTES_PER_SPAN`] distinct attribute keys per span, drawn from [`NUM_KEYS`] keys;
-//!   values come from [`NUM_VALUES`] strings, and one key in [`INT_KEY_EVERY`] holds an integer
-//!   below [`NUM_VALUES`] instead;
-//! - durations log-uniform from 1 ms to 10 s for roots (most are short, a few take seconds);
-//! - trace starts uniform over `days` ending at `end_unix_nanos`; no span ends later;
-//! - [`ERROR_PERCENT`] % of spans have status ERROR;
-//! - random non-zero 128-bit trace IDs and 64-bit span IDs.
+//! Every trace has [`SPANS_PER_TRACE`] spans and there are [`NUM_SERVICES`] services, each a
+//! resource; child spans carry [`ATTRIBUTES_PER_SPAN`] attributes from [`NUM_KEYS`] keys and
+//! [`NUM_VALUES`] values; random non-zero 128-bit trace IDs and 64-bit span IDs. Two shapes:
 //!
-//! Determinism: trace `i` is drawn from its own stream `(seed, i)`, so any request can be built
-//! alone and the requests are built in parallel with the same bytes as a sequential build.
-//! Request `k` holds spans `k × batch_spans ..` of the sequence trace 0 span 0, trace 0 span 1,
-//! …, grouped by service into one `ResourceSpans` each (a trace may straddle two requests).
+//! - [`Shape::Tracegen`], the default: the spans the published benchmark loaded, as Jaeger's
+//!   `tracegen` makes them (`-traces N/days -spans 9 -services 10`, one run per day, oldest day
+//!   first, each run with the clock set back to its day). Trace `i` of a run belongs to service
+//!   `i mod 10` (`tracegen-00` …): a root `lets-go` (server) with `peer.service` and
+//!   `peer.host.ipv4`, and nine children `child-span-00` … `child-span-08` (client) one after
+//!   the other, each with 11 attributes `attr_NN = val_NN` whose key and value numbers count
+//!   up (modulo 97 and 1000) across the run. Traces follow each other every
+//!   [`TRACEGEN_TRACE_NANOS`] (the published 52,129 spans/s from one generator), so the spans
+//!   arrive in time order; children last a few microseconds.
+//! - [`Shape::Random`], harder for storage and search: spans of a trace in random services with
+//!   [`OPERATIONS_PER_SERVICE`] names each and kinds server, client and internal, parents chosen
+//!   at random inside the trace; attribute keys drawn uniformly (distinct within a span), values
+//!   uniformly, and one key in [`INT_KEY_EVERY`] holding an integer; root durations log-uniform
+//!   from 1 ms to 10 s; [`ERROR_PERCENT`] % errors; trace starts uniform over `days`, so every
+//!   request holds spans from the whole period.
+//!
+//! No span ends after `end_unix_nanos`. Determinism: trace `i` is drawn from its own stream
+//! `(seed, i)`, so any request can be built alone and the requests are built in parallel with
+//! the same bytes as a sequential build. Request `k` holds spans `k × batch_spans ..` of the
+//! sequence trace 0 span 0, trace 0 span 1, …, grouped by service into one `ResourceSpans` each
+//! (a trace may straddle two requests).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -38,9 +46,11 @@ pub const OPERATIONS_PER_SERVICE: usize = 5;
 pub const ATTRIBUTES_PER_SPAN: usize = 11;
 pub const NUM_KEYS: usize = 97;
 pub const NUM_VALUES: usize = 1000;
-/// Keys whose index is a multiple of this hold integers.
+/// Keys whose index is a multiple of this hold integers ([`Shape::Random`]).
 pub const INT_KEY_EVERY: usize = 8;
 pub const ERROR_PERCENT: u64 = 2;
+/// Time between the starts of consecutive traces of a [`Shape::Tracegen`] run.
+pub const TRACEGEN_TRACE_NANOS: u64 = 192_000;
 const MIN_ROOT_DURATION_NANOS: f64 = 1e6;
 const MAX_ROOT_DURATION_NANOS: f64 = 1e10;
 const MIN_DURATION_NANOS: u64 = 1_000;
@@ -48,9 +58,40 @@ const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 /// Seed of the value strings: the same 1000 values whatever `--seed`.
 const VOCABULARY_SEED: u64 = 0x5e47_a4b7;
 
+/// What the spans look like (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// As Jaeger's tracegen made them for the published benchmark: time order, one service per
+    /// trace, attribute keys and values counting up.
+    Tracegen,
+    /// Random services, parents, attributes and durations; starts in random order over the days.
+    Random,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Shape::Tracegen => "tracegen",
+            Shape::Random => "random",
+        })
+    }
+}
+
+impl Shape {
+    /// `service.name` of service `index`.
+    pub fn service_name(self, index: usize) -> String {
+        match self {
+            Shape::Tracegen => format!("tracegen-{index:02}"),
+            Shape::Random => format!("service-{index}"),
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkloadParams {
+    pub shape: Shape,
     pub seed: u64,
     pub num_traces: u64,
     pub days: u64,
@@ -66,6 +107,17 @@ impl WorkloadParams {
 
     pub fn num_batches(&self) -> usize {
         self.num_spans().div_ceil(self.batch_spans as u64) as usize
+    }
+
+    /// The tracegen run trace `index` belongs to: `(day, index in the run, traces in the run)`,
+    /// day 0 the oldest. Each of the `days` runs has `num_traces / days` traces, the last also the
+    /// remainder.
+    fn tracegen_run(&self, index: u64) -> (u64, u64, u64) {
+        let per_day = self.num_traces / self.days;
+        let last = self.days - 1;
+        let day = index.checked_div(per_day).map_or(last, |day| day.min(last));
+        let in_run = if day == last { self.num_traces - per_day * last } else { per_day };
+        (day, index - day * per_day, in_run)
     }
 }
 
@@ -84,18 +136,20 @@ pub struct Workload {
     pub encoded_bytes: u64,
 }
 
-/// `service.name` of service `index`.
-pub fn service_name(index: usize) -> String {
-    format!("service-{index}")
-}
-
 /// Names, keys and values shared by all traces.
 struct Vocabulary {
+    shape: Shape,
     resources: Vec<Resource>,
+    /// [`Shape::Random`]: the span names of each service.
     operations: Vec<[String; OPERATIONS_PER_SERVICE]>,
+    /// [`Shape::Tracegen`]: the names of the children, by position.
+    child_names: Vec<String>,
+    /// [`Shape::Tracegen`]: the attributes of every root.
+    root_attributes: Vec<KeyValue>,
     keys: Vec<String>,
     values: Vec<String>,
     scope: InstrumentationScope,
+    schema_url: String,
 }
 
 const REGIONS: [&str; 3] = ["eu-west-1", "us-east-1", "ap-southeast-2"];
@@ -141,16 +195,59 @@ fn key_value(key: &str, value: AnyValue) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(value), ..Default::default() }
 }
 
+fn string_attribute(key: &str, value: &str) -> KeyValue {
+    key_value(key, string_value(value))
+}
+
 impl Vocabulary {
-    fn new() -> Vocabulary {
+    fn new(shape: Shape) -> Vocabulary {
+        match shape {
+            Shape::Tracegen => Vocabulary::tracegen(),
+            Shape::Random => Vocabulary::random(),
+        }
+    }
+
+    /// What the OpenTelemetry Go SDK of tracegen sends: its resource detectors' attributes and
+    /// tracegen's names (`attr_%02d`, `val_%02d`, `child-span-%02d`).
+    fn tracegen() -> Vocabulary {
         let resources = (0..NUM_SERVICES)
             .map(|s| Resource {
                 attributes: vec![
-                    key_value("service.name", string_value(service_name(s))),
-                    key_value("service.version", string_value(format!("1.{s}.0"))),
-                    key_value("host.name", string_value(format!("host-{s}"))),
-                    key_value("deployment.environment.name", string_value("production")),
-                    key_value("cloud.region", string_value(REGIONS[s % REGIONS.len()])),
+                    string_attribute("service.name", &Shape::Tracegen.service_name(s)),
+                    string_attribute("telemetry.sdk.language", "go"),
+                    string_attribute("telemetry.sdk.name", "opentelemetry"),
+                    string_attribute("telemetry.sdk.version", "1.38.0"),
+                    string_attribute("host.name", "bench-host"),
+                    string_attribute("os.type", "linux"),
+                ],
+                ..Default::default()
+            })
+            .collect();
+        Vocabulary {
+            shape: Shape::Tracegen,
+            resources,
+            operations: Vec::new(),
+            child_names: (0..SPANS_PER_TRACE - 1).map(|c| format!("child-span-{c:02}")).collect(),
+            root_attributes: vec![
+                string_attribute("peer.service", "tracegen-server"),
+                string_attribute("peer.host.ipv4", "1.1.1.1"),
+            ],
+            keys: (0..NUM_KEYS).map(|k| format!("attr_{k:02}")).collect(),
+            values: (0..NUM_VALUES).map(|v| format!("val_{v:02}")).collect(),
+            scope: InstrumentationScope { name: "tracegen".to_string(), ..Default::default() },
+            schema_url: "https://opentelemetry.io/schemas/1.37.0".to_string(),
+        }
+    }
+
+    fn random() -> Vocabulary {
+        let resources = (0..NUM_SERVICES)
+            .map(|s| Resource {
+                attributes: vec![
+                    string_attribute("service.name", &Shape::Random.service_name(s)),
+                    string_attribute("service.version", &format!("1.{s}.0")),
+                    string_attribute("host.name", &format!("host-{s}")),
+                    string_attribute("deployment.environment.name", "production"),
+                    string_attribute("cloud.region", REGIONS[s % REGIONS.len()]),
                 ],
                 ..Default::default()
             })
@@ -177,12 +274,84 @@ impl Vocabulary {
             version: "1.0".to_string(),
             ..Default::default()
         };
-        Vocabulary { resources, operations, keys, values, scope }
+        Vocabulary {
+            shape: Shape::Random,
+            resources,
+            operations,
+            child_names: Vec::new(),
+            root_attributes: Vec::new(),
+            keys,
+            values,
+            scope,
+            schema_url: String::new(),
+        }
     }
 }
 
-/// One trace's spans, each with the index of its service.
+/// One trace's spans, root first, each with the index of its service.
 fn generate_trace(vocab: &Vocabulary, params: &WorkloadParams, trace_index: u64) -> Vec<(usize, Span)> {
+    match vocab.shape {
+        Shape::Tracegen => tracegen_trace(vocab, params, trace_index),
+        Shape::Random => random_trace(vocab, params, trace_index),
+    }
+}
+
+/// A trace as tracegen makes it (see the module documentation).
+fn tracegen_trace(vocab: &Vocabulary, params: &WorkloadParams, trace_index: u64) -> Vec<(usize, Span)> {
+    let mut rng = SplitMix64::for_stream(params.seed, trace_index);
+    let trace_id = rng.nonzero_u128().to_be_bytes().to_vec();
+    let (day, in_run, run_traces) = params.tracegen_run(trace_index);
+    let service = (in_run % NUM_SERVICES as u64) as usize;
+    let run_end = params.end_unix_nanos - (params.days - 1 - day) * NANOS_PER_DAY;
+    // The slot leaves room for the longest trace below: 8 + 9 × (4 + 14) + 5 µs.
+    let root_start = run_end - (run_traces - in_run) * TRACEGEN_TRACE_NANOS + rng.below(8_000);
+    let root_span_id = rng.nonzero_u64().to_be_bytes().to_vec();
+    let mut spans = Vec::with_capacity(SPANS_PER_TRACE);
+    let mut clock = root_start;
+    for (c, name) in vocab.child_names.iter().enumerate() {
+        let start = clock + 1_000 + rng.below(3_000);
+        clock = start + 2_000 + rng.below(12_000);
+        // tracegen's key and value counters run on across the spans of a run.
+        let first_slot = (in_run * (SPANS_PER_TRACE as u64 - 1) + c as u64) * ATTRIBUTES_PER_SPAN as u64;
+        let attributes = (first_slot..first_slot + ATTRIBUTES_PER_SPAN as u64)
+            .map(|slot| {
+                string_attribute(
+                    &vocab.keys[(slot % NUM_KEYS as u64) as usize],
+                    &vocab.values[(slot % NUM_VALUES as u64) as usize],
+                )
+            })
+            .collect();
+        let span = Span {
+            trace_id: trace_id.clone(),
+            span_id: rng.nonzero_u64().to_be_bytes().to_vec(),
+            parent_span_id: root_span_id.clone(),
+            flags: 1,
+            name: name.clone(),
+            kind: SpanKind::Client as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: clock,
+            attributes,
+            ..Default::default()
+        };
+        spans.push((service, span));
+    }
+    let root = Span {
+        trace_id,
+        span_id: root_span_id,
+        flags: 1,
+        name: "lets-go".to_string(),
+        kind: SpanKind::Server as i32,
+        start_time_unix_nano: root_start,
+        end_time_unix_nano: clock + 1_000 + rng.below(4_000),
+        attributes: vocab.root_attributes.clone(),
+        ..Default::default()
+    };
+    spans.insert(0, (service, root));
+    spans
+}
+
+/// A trace of [`Shape::Random`].
+fn random_trace(vocab: &Vocabulary, params: &WorkloadParams, trace_index: u64) -> Vec<(usize, Span)> {
     let mut rng = SplitMix64::for_stream(params.seed, trace_index);
     let trace_id = rng.nonzero_u128().to_be_bytes().to_vec();
     let window_nanos = params.days * NANOS_PER_DAY;
@@ -255,7 +424,7 @@ pub struct TraceSource {
 
 impl TraceSource {
     pub fn new(params: WorkloadParams) -> TraceSource {
-        TraceSource { vocab: Vocabulary::new(), params }
+        TraceSource { vocab: Vocabulary::new(params.shape), params }
     }
 
     /// The spans of trace `index` (below `params.num_traces`), root first, each with the
@@ -267,6 +436,11 @@ impl TraceSource {
     /// The resource attributes of service `service`.
     pub fn resource_attributes(&self, service: usize) -> &[KeyValue] {
         &self.vocab.resources[service].attributes
+    }
+
+    /// `service.name` of service `service`.
+    pub fn service_name(&self, service: usize) -> String {
+        self.params.shape.service_name(service)
     }
 }
 
@@ -291,7 +465,7 @@ fn build_request(vocab: &Vocabulary, params: &WorkloadParams, batch_index: usize
         .map(|(service, spans)| ResourceSpans {
             resource: Some(vocab.resources[service].clone()),
             scope_spans: vec![ScopeSpans { scope: Some(vocab.scope.clone()), spans, schema_url: String::new() }],
-            schema_url: String::new(),
+            schema_url: vocab.schema_url.clone(),
         })
         .collect();
     ExportTraceServiceRequest { resource_spans }
@@ -300,7 +474,7 @@ fn build_request(vocab: &Vocabulary, params: &WorkloadParams, batch_index: usize
 /// Builds and encodes every request on `threads` threads.
 pub fn generate(params: &WorkloadParams, threads: usize) -> Workload {
     assert!(params.batch_spans > 0 && params.days > 0, "batch size and days must be positive");
-    let vocab = Vocabulary::new();
+    let vocab = Vocabulary::new(params.shape);
     let num_batches = params.num_batches();
     let next = AtomicUsize::new(0);
     let mut numbered: Vec<(usize, Batch)> = std::thread::scope(|scope| {
@@ -342,7 +516,19 @@ mod tests {
 
     fn params(seed: u64) -> WorkloadParams {
         // 7 is not a divisor of 10: traces straddle requests.
-        WorkloadParams { seed, num_traces: 300, days: 10, batch_spans: 7 * 13, end_unix_nanos: END }
+        WorkloadParams {
+            shape: Shape::Random,
+            seed,
+            num_traces: 300,
+            days: 10,
+            batch_spans: 7 * 13,
+            end_unix_nanos: END,
+        }
+    }
+
+    fn tracegen_params(seed: u64) -> WorkloadParams {
+        // 304 traces over 3 days: runs of 101, 101 and 102 traces.
+        WorkloadParams { shape: Shape::Tracegen, num_traces: 304, days: 3, ..params(seed) }
     }
 
     fn decode(workload: &Workload) -> Vec<(String, Span)> {
@@ -370,12 +556,77 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_whatever_the_threads() {
-        let one = generate(&params(7), 1);
-        let four = generate(&params(7), 4);
-        assert_eq!(one.batches.len(), four.batches.len());
-        assert!(one.batches.iter().zip(&four.batches).all(|(a, b)| a.body == b.body));
-        let other = generate(&params(8), 2);
-        assert_ne!(one.batches[0].body, other.batches[0].body, "another seed gives other spans");
+        for params in [params, tracegen_params] {
+            let one = generate(&params(7), 1);
+            let four = generate(&params(7), 4);
+            assert_eq!(one.batches.len(), four.batches.len());
+            assert!(one.batches.iter().zip(&four.batches).all(|(a, b)| a.body == b.body));
+            let other = generate(&params(8), 2);
+            assert_ne!(one.batches[0].body, other.batches[0].body, "another seed gives other spans");
+        }
+    }
+
+    fn string_of(kv: &KeyValue) -> &str {
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s,
+            other => panic!("{} is not a string: {other:?}", kv.key),
+        }
+    }
+
+    #[test]
+    fn tracegen_shape_is_what_tracegen_sends() {
+        let p = tracegen_params(2);
+        let spans = decode(&generate(&p, 2));
+        assert_eq!(spans.len(), 3040);
+        let mut by_id: BTreeMap<Vec<u8>, Vec<(String, Span)>> = BTreeMap::new();
+        for (service, span) in spans {
+            by_id.entry(span.trace_id.clone()).or_default().push((service, span));
+        }
+        let mut traces: Vec<_> = by_id.into_iter().collect();
+        assert_eq!(traces.len(), 304);
+        // In the order of their start, which is the order of the trace numbers.
+        traces.sort_by_key(|(_, spans)| spans.iter().map(|(_, s)| s.start_time_unix_nano).min());
+        let runs = [(0u64, 101u64), (101, 101), (202, 102)];
+        let mut previous_end = 0;
+        for (index, (_, spans)) in traces.iter().enumerate() {
+            let index = index as u64;
+            let (day, first) = runs.iter().enumerate().rev().find(|(_, (first, _))| index >= *first).unwrap();
+            let in_run = index - first.0;
+            let run_end = END - (2 - day as u64) * NANOS_PER_DAY;
+            let services: BTreeSet<_> = spans.iter().map(|(s, _)| s.clone()).collect();
+            assert_eq!(services, BTreeSet::from([format!("tracegen-{:02}", in_run % 10)]));
+            let root = &spans.iter().find(|(_, s)| s.parent_span_id.is_empty()).unwrap().1;
+            assert_eq!((root.name.as_str(), root.kind), ("lets-go", SpanKind::Server as i32));
+            assert_eq!(
+                root.attributes.iter().map(|kv| (kv.key.as_str(), string_of(kv))).collect::<Vec<_>>(),
+                [("peer.service", "tracegen-server"), ("peer.host.ipv4", "1.1.1.1")]
+            );
+            // Time order within a run, each run inside its day, traces never overlapping.
+            assert!(root.start_time_unix_nano > previous_end);
+            assert!(
+                root.end_time_unix_nano <= run_end
+                    && root.start_time_unix_nano >= run_end - first.1 * TRACEGEN_TRACE_NANOS
+            );
+            previous_end = root.end_time_unix_nano;
+            let children: Vec<&Span> = spans.iter().map(|(_, s)| s).filter(|s| !s.parent_span_id.is_empty()).collect();
+            assert_eq!(children.len(), 9);
+            let mut clock = root.start_time_unix_nano;
+            for (c, child) in children.iter().enumerate() {
+                assert_eq!(child.parent_span_id, root.span_id);
+                assert_eq!((child.name.clone(), child.kind), (format!("child-span-{c:02}"), SpanKind::Client as i32));
+                assert!(child.start_time_unix_nano > clock && child.end_time_unix_nano > child.start_time_unix_nano);
+                clock = child.end_time_unix_nano;
+                // The counters of tracegen: slot n of a run holds attr_(n mod 97) = val_(n mod 1000).
+                for (a, kv) in child.attributes.iter().enumerate() {
+                    let slot = (in_run * 9 + c as u64) * 11 + a as u64;
+                    assert_eq!(
+                        (kv.key.clone(), string_of(kv)),
+                        (format!("attr_{:02}", slot % 97), format!("val_{:02}", slot % 1000).as_str())
+                    );
+                }
+            }
+            assert!(root.end_time_unix_nano > clock);
+        }
     }
 
     #[test]
@@ -433,7 +684,12 @@ mod tests {
 
     #[test]
     fn trace_source_rebuilds_the_spans_of_the_requests() {
-        let p = params(4);
+        for p in [params(4), tracegen_params(4)] {
+            rebuilds_the_spans_of_the_requests(p);
+        }
+    }
+
+    fn rebuilds_the_spans_of_the_requests(p: WorkloadParams) {
         let sent: BTreeMap<Vec<u8>, (String, Span)> = decode(&generate(&p, 2))
             .into_iter()
             .map(|(service, span)| (span.span_id.clone(), (service, span)))
@@ -444,7 +700,7 @@ mod tests {
             let spans = source.trace(index);
             assert!(spans[0].1.parent_span_id.is_empty(), "the root comes first");
             for (service, span) in spans {
-                assert_eq!(sent[&span.span_id], (service_name(service), span));
+                assert_eq!(sent[&span.span_id], (source.service_name(service), span));
                 assert_eq!(source.resource_attributes(service)[0].key, "service.name");
                 rebuilt += 1;
             }

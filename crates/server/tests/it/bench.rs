@@ -89,6 +89,7 @@ fn bench_query_answers_every_query_of_the_set() {
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(report["benchmark"], "query");
+    assert_eq!(report["parameters"]["shape"], "tracegen", "the published benchmark's spans by default");
     assert_eq!(report["data"]["queried"], "blocks", "{report:#}");
     assert_eq!(report["data"]["head_spans"], 0, "the restart found every span in blocks: {report:#}");
     assert_eq!(report["load"]["ingest"]["spans_acknowledged"], 2000);
@@ -134,13 +135,15 @@ fn bench_query_with_head_queries_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("head.json");
     let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["bench", "query", "--head", "--traces", "50", "--repetitions", "1", "--trace-ids", "5", "--json"])
+        .args(["bench", "query", "--head", "--shape", "random", "--traces", "50", "--repetitions", "1"])
+        .args(["--trace-ids", "5", "--json"])
         .arg(&json_path)
         .output()
         .unwrap();
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(report["data"]["queried"], "head");
+    assert_eq!(report["parameters"]["shape"], "random");
     assert_eq!(report["load"]["restart_seconds"], Value::Null);
     assert_eq!(report["load"]["compaction_seconds"], Value::Null);
     assert_eq!(report["data"]["head_spans"], 500, "{report:#}");
