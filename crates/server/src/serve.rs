@@ -122,13 +122,19 @@ impl Server {
             });
         }
         // Flushes and compaction run in separate loops so a long merge never delays a flush.
-        let flush_engine = engine.clone();
-        server.tasks.spawn(every(FLUSH_CHECK_INTERVAL, shutdown_rx.clone(), move || {
+        // A flush starts as soon as an append fills the head, else at the periodic check (age).
+        let (flush_engine, wake_engine) = (engine.clone(), engine.clone());
+        let flush_requested = move || {
+            let engine = wake_engine.clone();
+            async move { engine.flush_requested().await }
+        };
+        server.tasks.spawn(every(FLUSH_CHECK_INTERVAL, shutdown_rx.clone(), flush_requested, move || {
             let engine = flush_engine.clone();
             async move { engine.flush_if_due().await }
         }));
         let compaction_engine = engine.clone();
-        server.tasks.spawn(every(config.engine.compaction_interval, shutdown_rx.clone(), move || {
+        let never = std::future::pending::<()>;
+        server.tasks.spawn(every(config.engine.compaction_interval, shutdown_rx.clone(), never, move || {
             let engine = compaction_engine.clone();
             async move { engine.compact_and_expire().await }
         }));
@@ -166,25 +172,33 @@ impl Server {
     }
 }
 
-/// Runs `work` every `period` (the first time after one period) until shutdown.
-async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, work: F) -> anyhow::Result<()>
+/// Runs `work` every `period` (the first time after one period), and whenever `wake`
+/// completes, until shutdown.
+async fn every<F, Fut, W, WakeFut>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    wake: W,
+    work: F,
+) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
+    W: Fn() -> WakeFut,
+    WakeFut: std::future::Future<Output = ()>,
 {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                // Work in progress is abandoned at shutdown rather than waited for: a flush puts
-                // its frozen part back (the shutdown flush writes it), and the outputs of an
-                // abandoned compaction are blocks no manifest lists, removed at the next start.
-                tokio::select! {
-                    () = work() => {}
-                    _ = stop.changed() => return Ok(()),
-                }
-            }
+            _ = tick.tick() => {}
+            () = wake() => {}
+            _ = stop.changed() => return Ok(()),
+        }
+        // Work in progress is abandoned at shutdown rather than waited for: a flush puts its
+        // frozen part back (the shutdown flush writes it), and the outputs of an abandoned
+        // compaction are blocks no manifest lists, removed at the next start.
+        tokio::select! {
+            () = work() => {}
             _ = stop.changed() => return Ok(()),
         }
     }

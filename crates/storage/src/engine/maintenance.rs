@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use parking_lot::RwLock;
 use sextant_model::Span;
 use tracing::{info, warn};
@@ -63,15 +64,21 @@ impl Engine {
             let max_spans = self.options.block_max_spans;
             let groups =
                 tokio::task::spawn_blocking(move || part.groups_by_start(max_spans)).await.map_err(BlockError::from)?;
-            let mut metas = Vec::with_capacity(groups.len());
-            for group in groups {
-                let (part, options) = (frozen.clone(), self.blocks.options().clone());
-                let encoded = tokio::task::spawn_blocking(move || {
-                    let spans: Vec<&Span> = group.iter().flat_map(|id| part.trace(id).unwrap_or_default()).collect();
-                    encode_block(&options, spans, 0)
+            // Blocks are encoded one per core at once: appends that wait for this flush to make
+            // room in the head get it sooner. Written in order as they come.
+            let mut encoding = futures::stream::iter(groups)
+                .map(|group| {
+                    let (part, options) = (frozen.clone(), self.blocks.options().clone());
+                    tokio::task::spawn_blocking(move || {
+                        let spans: Vec<&Span> =
+                            group.iter().flat_map(|id| part.trace(id).unwrap_or_default()).collect();
+                        encode_block(&options, spans, 0)
+                    })
                 })
-                .await
-                .map_err(BlockError::from)??;
+                .buffered(self.search_parallelism);
+            let mut metas = Vec::new();
+            while let Some(encoded) = encoding.next().await {
+                let encoded = encoded.map_err(BlockError::from)??;
                 metas.push(self.blocks.put_block(encoded).await?);
             }
             let manifest = self
@@ -91,6 +98,7 @@ impl Engine {
                 warm(&self.blocks, &metas).await;
                 self.head.write().release_frozen();
                 thaw.armed = false;
+                self.head_room.notify_waiters();
                 self.wal.remove_segments_before(checkpoint_seq)?;
                 self.metrics.flushes.inc();
                 let size_bytes: u64 = metas.iter().map(|meta| meta.size_bytes).sum();

@@ -60,6 +60,8 @@ pub const DEFAULT_HEAD_MAX_BYTES: usize = 192 * 1024 * 1024;
 pub const DEFAULT_HEAD_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
+/// How long an append waits for a flush to make room in a full head before it is refused.
+pub const DEFAULT_HEAD_ROOM_WAIT: Duration = Duration::from_secs(5);
 /// How long a block removed from the manifest stays readable for older snapshots.
 pub const BLOCK_DELETE_GRACE: Duration = Duration::from_secs(30);
 /// How many times a manifest change is retried after a conflict or an unclear failure.
@@ -86,6 +88,11 @@ pub struct EngineOptions {
     pub max_total_bytes: Option<u64>,
     pub compaction: compaction::CompactionPolicy,
     pub compaction_interval: Duration,
+    /// An append that finds the head over its hard limit waits this long for a flush to make
+    /// room before it is refused (zero: refused at once). Waiting rather than refusing keeps
+    /// the cores busy under a steady overload: a refused client backs off and sends nothing
+    /// for a while, even after the flush is done.
+    pub head_room_wait: Duration,
 }
 
 impl EngineOptions {
@@ -101,6 +108,7 @@ impl EngineOptions {
             max_total_bytes: None,
             compaction: compaction::CompactionPolicy::default(),
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+            head_room_wait: DEFAULT_HEAD_ROOM_WAIT,
         }
     }
 
@@ -178,10 +186,15 @@ pub struct Engine {
     compaction_lock: tokio::sync::Mutex<()>,
     append_gate: tokio::sync::RwLock<()>,
     search_permits: tokio::sync::Semaphore,
-    /// Blocks one search reads at once: the number of cores.
+    /// Blocks one search reads, or one flush encodes, at once: the number of cores.
     search_parallelism: usize,
     catalog: RwLock<Catalog>,
     pending_deletes: Mutex<Vec<(Instant, BlockMeta)>>,
+    /// Signalled when the active head part becomes due for a flush by size: the flush starts
+    /// then, not at the next periodic check.
+    flush_wanted: tokio::sync::Notify,
+    /// Signalled when a flush releases a frozen head part: appends waiting for room retry.
+    head_room: tokio::sync::Notify,
     metrics: EngineMetrics,
 }
 
@@ -274,6 +287,8 @@ impl Engine {
             search_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             catalog: RwLock::new(catalog),
             pending_deletes: Mutex::new(Vec::new()),
+            flush_wanted: tokio::sync::Notify::new(),
+            head_room: tokio::sync::Notify::new(),
             metrics,
         };
         engine.update_gauges();
@@ -293,7 +308,7 @@ impl Engine {
         if spans.is_empty() {
             return Ok(());
         }
-        self.check_head_room()?;
+        self.wait_for_head_room().await?;
         let payload = Bytes::from(sextant_codec::encode_spans(&spans));
         self.commit(spans, payload).await
     }
@@ -310,17 +325,33 @@ impl Engine {
             return Ok(());
         }
         debug_assert!(decodes_to(&payload, &spans), "a WAL payload that does not decode to its spans");
-        self.check_head_room()?;
+        self.wait_for_head_room().await?;
         self.commit(spans, payload).await
     }
 
-    /// Refuses an append while the head is over its hard limit.
-    fn check_head_room(&self) -> Result<(), EngineError> {
-        let head_bytes = self.head.read().size_bytes();
-        if head_bytes > self.options.head_hard_limit_bytes() {
-            return Err(EngineError::Overloaded { head_bytes });
+    /// Returns at once while the head is under its hard limit; above it, waits up to
+    /// `head_room_wait` for a flush to release its frozen part, then refuses the append.
+    /// Waiting appends hold the requests' in-flight budget, so their memory stays bounded.
+    async fn wait_for_head_room(&self) -> Result<(), EngineError> {
+        let deadline = tokio::time::Instant::now() + self.options.head_room_wait;
+        loop {
+            let released = self.head_room.notified();
+            tokio::pin!(released);
+            // Registered before the check: a release between the check and the wait is seen.
+            released.as_mut().enable();
+            let head_bytes = self.head.read().size_bytes();
+            if head_bytes <= self.options.head_hard_limit_bytes() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return Err(EngineError::Overloaded { head_bytes });
+            }
         }
-        Ok(())
+    }
+
+    /// Waits until an append makes the active head part due for a flush by its size.
+    pub async fn flush_requested(&self) {
+        self.flush_wanted.notified().await
     }
 
     /// Writes `payload` (the WAL record of `spans`) and, once it is committed, inserts the
@@ -333,6 +364,10 @@ impl Engine {
         head.insert(spans);
         self.metrics.head_spans.set(head.num_spans() as i64);
         self.metrics.head_bytes.set(head.size_bytes() as i64);
+        let active = head.active();
+        if active.num_spans() >= self.options.head_max_spans || active.size_bytes() >= self.options.head_max_bytes {
+            self.flush_wanted.notify_one();
+        }
         Ok(())
     }
 

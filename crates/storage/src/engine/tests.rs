@@ -19,13 +19,41 @@ async fn open(dir: &std::path::Path, adjust: impl FnOnce(&mut EngineOptions)) ->
 #[tokio::test]
 async fn a_full_head_refuses_appends_until_a_flush() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path(), |o| o.head_max_bytes = 1).await;
+    let engine = open(dir.path(), |o| {
+        o.head_max_bytes = 1;
+        o.head_room_wait = Duration::from_millis(50);
+    })
+    .await;
     engine.append(spans(1, 3)).await.unwrap();
     let refused = engine.append(spans(2, 1)).await;
     assert!(matches!(refused, Err(EngineError::Overloaded { .. })), "{refused:?}");
     engine.flush().await.unwrap();
     engine.append(spans(2, 1)).await.unwrap();
     assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn an_append_to_a_full_head_waits_for_the_flush_and_a_filled_head_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |o| {
+        o.head_max_bytes = 1;
+        o.head_room_wait = Duration::from_secs(600);
+    })
+    .await;
+    engine.append(spans(1, 3)).await.unwrap();
+    // The append filled the head: a flush is asked for at once.
+    tokio::time::timeout(Duration::from_secs(10), engine.flush_requested()).await.expect("a flush is requested");
+
+    let waiting = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.append(spans(2, 1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the append waits while the head is full");
+    assert_eq!(engine.trace(TraceId([2; 16])).await.unwrap().len(), 0);
+    engine.flush().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the flush lets it in").unwrap().unwrap();
+    assert_eq!(engine.trace(TraceId([2; 16])).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
