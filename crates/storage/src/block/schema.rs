@@ -216,7 +216,9 @@ pub fn column_index(name: &str) -> usize {
 /// - zstd everywhere; dictionary encoding (Parquet's default) for every column except the
 ///   mostly-unique ones: `span_id`, `parent_span_id` and the timestamps; delta encoding for
 ///   `duration_nanos`;
-/// - page-level statistics, so the column and offset indexes let readers skip pages;
+/// - page-level statistics of `trace_id` and `start_unix_nanos` only, the columns readers
+///   prune row groups and pages by; none of the others (the min and max of every string page
+///   cost a comparison per value when writing, and nothing reads them);
 /// - the sort order recorded as the row groups' sorting columns.
 pub fn writer_properties(row_group_rows: usize, page_rows: usize, zstd_level: i32) -> WriterProperties {
     // Parquet numbers leaf columns; these all precede the first nested column, so their leaf
@@ -232,7 +234,9 @@ pub fn writer_properties(row_group_rows: usize, page_rows: usize, zstd_level: i3
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_data_page_row_count_limit(page_rows.max(1))
         .set_write_batch_size(page_rows.clamp(1, 1024))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from(TRACE_ID), EnabledStatistics::Page)
+        .set_column_statistics_enabled(ColumnPath::from(START_UNIX_NANOS), EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting))
         .set_created_by(format!("sextant block format {FORMAT_VERSION}"));
     for name in [SPAN_ID, PARENT_SPAN_ID, START_UNIX_NANOS, DURATION_NANOS] {
