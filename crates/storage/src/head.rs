@@ -155,9 +155,11 @@ impl Head {
         Some(part)
     }
 
-    /// Drops the frozen part once its spans are in a committed block.
-    pub fn release_frozen(&mut self) {
-        self.frozen_opt = None;
+    /// Takes the frozen part out once its spans are in a committed block. The caller drops
+    /// it, outside the head's lock: freeing a part's spans takes a while.
+    #[must_use = "dropping the part frees its spans; do it outside the head's lock"]
+    pub fn release_frozen(&mut self) -> Option<Arc<HeadPart>> {
+        self.frozen_opt.take()
     }
 
     /// Puts a frozen part back in front of the active one after a failed flush, so its
@@ -243,8 +245,10 @@ mod tests {
         head.insert(vec![span(1, 2)]);
         assert_eq!(frozen.num_spans(), 1);
         assert_eq!(head.num_spans(), 2);
-        head.release_frozen();
+        let released = head.release_frozen().expect("the frozen part");
+        assert!(Arc::ptr_eq(&released, &frozen));
         assert_eq!(head.num_spans(), 1);
+        assert!(head.release_frozen().is_none());
     }
 
     #[test]

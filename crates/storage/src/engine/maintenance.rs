@@ -96,9 +96,12 @@ impl Engine {
             Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
                 warm(&self.blocks, &metas).await;
-                self.head.write().release_frozen();
+                let released = self.head.write().release_frozen();
                 thaw.armed = false;
                 self.head_room.notify_waiters();
+                // Freeing the spans takes a while: it runs with the head unlocked, appends going
+                // on, and the next flush waits for it so memory stays bounded.
+                let _ = tokio::task::spawn_blocking(move || drop(released)).await;
                 self.wal.remove_segments_before(checkpoint_seq)?;
                 self.metrics.flushes.inc();
                 let size_bytes: u64 = metas.iter().map(|meta| meta.size_bytes).sum();
