@@ -21,6 +21,11 @@ pub const DEFAULT_TARGET_SPANS: u64 = 100_000;
 /// Default size at which a block counts as big enough.
 pub const DEFAULT_TARGET_SIZE_BYTES: u64 = 512 << 20;
 pub const DEFAULT_MAX_INPUTS: usize = 4;
+/// Blocks overlap for [`plan`] when the overlap of their trace-start ranges is at least
+/// 1/this of the narrower range. Spans that arrive in time order give consecutive flushes
+/// ranges that overlap only by the traces a flush cut in two: rewriting both blocks for those
+/// would cost a compaction per flush and gain a search nothing.
+const OVERLAP_FRACTION_DENOMINATOR: u64 = 8;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -53,7 +58,8 @@ impl Default for CompactionPolicy {
 /// Compaction jobs, each a list of block IDs to merge.
 ///
 /// First, blocks whose trace-start ranges overlap ([`BlockMeta::trace_start_range`], strictly:
-/// ranges that only touch do not) are merged in runs of at most `max_inputs`, earliest first;
+/// ranges that only touch do not; and by at least 1/[`OVERLAP_FRACTION_DENOMINATOR`] of the
+/// narrower range) are merged in runs of at most `max_inputs`, earliest first;
 /// the executor splits each job's output by trace start, so its blocks no longer overlap and a
 /// newest-first search can stop after the newest ones. Then, among the other blocks, small
 /// neighbours of one level are merged up to the target size.
@@ -65,10 +71,16 @@ pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>>
     sorted.sort_by(|a, b| (a.min_start_unix_nanos, &a.id).cmp(&(b.min_start_unix_nanos, &b.id)));
     let mut overlapping: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut cluster: Vec<&BlockMeta> = Vec::new();
-    let mut cluster_end = 0;
+    let (mut cluster_start, mut cluster_end) = (0u64, 0u64);
     for block in sorted.iter().copied().chain(std::iter::once(&SENTINEL)) {
         let (start, end) = block.trace_start_range();
-        if !cluster.is_empty() && start < cluster_end && !std::ptr::eq(block, &SENTINEL) {
+        let narrower = end.saturating_sub(start).min(cluster_end.saturating_sub(cluster_start));
+        let overlap = cluster_end.saturating_sub(start);
+        if !cluster.is_empty()
+            && overlap > 0
+            && overlap.saturating_mul(OVERLAP_FRACTION_DENOMINATOR) >= narrower
+            && !std::ptr::eq(block, &SENTINEL)
+        {
             cluster.push(block);
             cluster_end = cluster_end.max(end);
             continue;
@@ -80,7 +92,7 @@ pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>>
             }
         }
         cluster = vec![block];
-        cluster_end = end;
+        (cluster_start, cluster_end) = (start, end);
     }
 
     let mut by_level: BTreeMap<u32, Vec<&BlockMeta>> = BTreeMap::new();
@@ -225,8 +237,27 @@ mod tests {
         first.max_trace_start_unix_nanos = Some(12);
         let second = block("y", 1, 12, 1_000, 100);
         assert!(plan(&[first.clone(), second.clone()], &policy()).is_empty());
-        first.max_trace_start_unix_nanos = Some(13);
+        // Traces of both start in 12..=14: a fifth of the second block's range.
+        first.max_trace_start_unix_nanos = Some(14);
         assert_eq!(plan(&[first, second], &policy()), vec![vec!["x", "y"]]);
+    }
+
+    #[test]
+    fn a_sliver_of_overlap_is_not_worth_a_merge() {
+        // Consecutive flushes of spans sent in time order: the second block starts just
+        // before the first ends (a trace the flush cut in two).
+        let wide = |id: &str, start: u64| {
+            let mut b = block(id, 0, start, 100_000, 1 << 20);
+            b.max_start_unix_nanos = start + 1_000;
+            b
+        };
+        assert!(plan(&[wide("a", 0), wide("b", 990)], &policy()).is_empty(), "1% of the range");
+        assert!(plan(&[wide("a", 0), wide("b", 876)], &policy()).is_empty(), "12.4% of the range");
+        assert_eq!(plan(&[wide("a", 0), wide("b", 875)], &policy()), vec![vec!["a", "b"]], "12.5%");
+        // Against the narrower range: a short block a fifth inside a long one is merged.
+        let mut short = wide("s", 990);
+        short.max_start_unix_nanos = 1_040;
+        assert_eq!(plan(&[wide("a", 0), short], &policy()), vec![vec!["a", "s"]]);
     }
 
     #[test]
