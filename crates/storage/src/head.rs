@@ -71,7 +71,9 @@ impl HeadPart {
     /// The part's traces in groups of at most `max_spans` spans (a larger trace is a group of
     /// its own), each group a run of traces ordered by their earliest start, oldest first.
     /// A flush writes one block per group, so blocks stay small and narrow in time and a
-    /// newest-first search can stop after the newest ones.
+    /// newest-first search can stop after the newest ones. The groups share the spans evenly
+    /// (as far as whole traces allow) rather than leaving a small remainder: a small block
+    /// between full ones in time could only be merged with blocks beyond them.
     pub fn groups_by_start(&self, max_spans: usize) -> Vec<Vec<TraceId>> {
         let mut traces: Vec<(u64, TraceId, usize)> = self
             .traces
@@ -79,11 +81,13 @@ impl HeadPart {
             .map(|(id, spans)| (spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0), *id, spans.len()))
             .collect();
         traces.sort_unstable();
+        let max_spans = max_spans.max(1);
+        let share = self.num_spans.div_ceil(self.num_spans.div_ceil(max_spans).max(1)).max(1);
         let mut groups: Vec<Vec<TraceId>> = Vec::new();
         let mut group_spans = 0;
         for (_, id, len) in traces {
             match groups.last_mut() {
-                Some(group) if group_spans + len <= max_spans.max(1) => group.push(id),
+                Some(group) if group_spans < share && group_spans + len <= max_spans => group.push(id),
                 _ => {
                     groups.push(vec![id]);
                     group_spans = 0;
@@ -234,6 +238,18 @@ mod tests {
             groups.iter().map(|g| ids(g)).collect::<Vec<_>>(),
             vec![vec![9, 8, 7], vec![6], vec![5], vec![4, 3, 2], vec![1]]
         );
+    }
+
+    #[test]
+    fn groups_share_the_spans_evenly() {
+        let mut part = HeadPart::default();
+        for t in 1..=8u8 {
+            part.insert(vec![Span::new(TraceId([t; 16]), SpanId([1; 8]), "op", t as u64, 200)]);
+        }
+        let sizes = |max| part.groups_by_start(max).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(6), vec![4, 4], "not 6 and 2");
+        assert_eq!(sizes(3), vec![3, 3, 2]);
+        assert_eq!(sizes(8), vec![8]);
     }
 
     #[test]

@@ -612,17 +612,17 @@ async fn data_summary(client: &mut HttpClient, queried: &'static str) -> anyhow:
     })
 }
 
-/// Waits until the server's compaction planner finds nothing left to do.
+/// Waits until the server's compaction planner finds nothing left to do and every block's
+/// footer and index is loaded: the queries then measure the server as it runs, not its start.
 async fn wait_for_compaction(server: &ServerProcess) -> anyhow::Result<()> {
     let deadline = Instant::now() + COMPACTION_TIMEOUT;
     // The first round starts a second after the restart; its gauge is set when it ends.
     tokio::time::sleep(Duration::from_secs(2)).await;
     loop {
         let text = server.metrics().await?;
-        match metric_value(&text, "sextant_compaction_pending_jobs") {
-            Some(0.0) => return Ok(()),
-            Some(_) => {}
-            None => bail!("/metrics has no sextant_compaction_pending_jobs"),
+        let gauge = |name| metric_value(&text, name).with_context(|| format!("/metrics has no {name}"));
+        if gauge("sextant_compaction_pending_jobs")? == 0.0 && gauge("sextant_blocks_cold")? == 0.0 {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("compaction was still running after {COMPACTION_TIMEOUT:?}");

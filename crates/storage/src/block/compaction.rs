@@ -8,8 +8,6 @@
 //!
 //! The executor is [`BlockStore::compact`](super::BlockStore::compact); this module does no I/O.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::BlockMeta;
@@ -62,7 +60,7 @@ impl Default for CompactionPolicy {
 /// narrower range) are merged in runs of at most `max_inputs`, earliest first;
 /// the executor splits each job's output by trace start, so its blocks no longer overlap and a
 /// newest-first search can stop after the newest ones. Then, among the other blocks, small
-/// neighbours of one level are merged up to the target size.
+/// neighbours of one level, consecutive in time, are merged up to the target size.
 pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>> {
     let min_inputs = policy.min_inputs.max(2);
     let max_inputs = policy.max_inputs.max(min_inputs);
@@ -95,41 +93,38 @@ pub fn plan(blocks: &[BlockMeta], policy: &CompactionPolicy) -> Vec<Vec<String>>
         (cluster_start, cluster_end) = (start, end);
     }
 
-    let mut by_level: BTreeMap<u32, Vec<&BlockMeta>> = BTreeMap::new();
+    // Small neighbours: runs of consecutive blocks in time, so an output never spans a block
+    // left out of its job (it would overlap it, and the next plan would merge them again).
+    let mut job: Vec<&BlockMeta> = Vec::new();
+    let (mut spans, mut bytes) = (0u64, 0u64);
     for block in sorted {
-        if block.num_spans < policy.target_spans
+        let small = block.num_spans < policy.target_spans
             && block.size_bytes < policy.target_size_bytes
-            && !overlapping.contains(block.id.as_str())
-        {
-            by_level.entry(block.level).or_default().push(block);
-        }
-    }
-    for (_, level) in by_level {
-        let mut job: Vec<&BlockMeta> = Vec::new();
-        let (mut spans, mut bytes) = (0u64, 0u64);
-        for block in level {
-            let fits = job.len() < max_inputs
+            && !overlapping.contains(block.id.as_str());
+        let fits = job.first().is_none_or(|first| {
+            first.level == block.level
+                && job.len() < max_inputs
                 && spans + block.num_spans < policy.target_spans
                 && bytes + block.size_bytes < policy.target_size_bytes
                 && policy.max_time_range_nanos.is_none_or(|window| {
-                    job.first().is_none_or(|first| {
-                        block.max_start_unix_nanos.saturating_sub(first.min_start_unix_nanos) <= window
-                    })
-                });
-            if !fits {
-                if job.len() >= min_inputs {
-                    jobs.push(job.iter().map(|b| b.id.clone()).collect());
-                }
-                job.clear();
-                (spans, bytes) = (0, 0);
+                    block.max_start_unix_nanos.saturating_sub(first.min_start_unix_nanos) <= window
+                })
+        });
+        if !small || !fits {
+            if job.len() >= min_inputs {
+                jobs.push(job.iter().map(|b| b.id.clone()).collect());
             }
+            job.clear();
+            (spans, bytes) = (0, 0);
+        }
+        if small {
             job.push(block);
             spans += block.num_spans;
             bytes += block.size_bytes;
         }
-        if job.len() >= min_inputs {
-            jobs.push(job.iter().map(|b| b.id.clone()).collect());
-        }
+    }
+    if job.len() >= min_inputs {
+        jobs.push(job.iter().map(|b| b.id.clone()).collect());
     }
     jobs
 }
@@ -205,6 +200,16 @@ mod tests {
         ];
         // a+b = 900 < 1000; adding c would reach 1200, so c starts a new job with d.
         assert_eq!(plan(&blocks, &policy()), vec![vec!["a", "b"], vec!["c", "d"]]);
+    }
+
+    #[test]
+    fn small_blocks_are_merged_only_with_their_neighbours_in_time() {
+        // A full block between two small ones: merging those would give a block overlapping it.
+        let blocks = vec![block("a", 0, 10, 400, 100), block("full", 0, 20, 1_000, 100), block("b", 0, 30, 400, 100)];
+        assert!(plan(&blocks, &policy()).is_empty());
+        // As would a small block of another level.
+        let blocks = vec![block("a", 0, 10, 400, 100), block("up", 1, 20, 100, 100), block("b", 0, 30, 400, 100)];
+        assert!(plan(&blocks, &policy()).is_empty());
     }
 
     #[test]

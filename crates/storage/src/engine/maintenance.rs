@@ -95,7 +95,7 @@ impl Engine {
         match committed {
             Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
-                warm(&self.blocks, &metas).await;
+                warm(&self.blocks, &metas, &self.metrics.blocks_cold).await;
                 let released = self.head.write().release_frozen();
                 thaw.armed = false;
                 self.head_room.notify_waiters();
@@ -164,7 +164,7 @@ impl Engine {
         let applied = outputs.iter().all(|output| committed.block(&output.id).is_some());
         *self.manifest.write() = Arc::new(committed);
         if applied {
-            warm(&self.blocks, &outputs).await;
+            warm(&self.blocks, &outputs, &self.metrics.blocks_cold).await;
             self.schedule_deletes(inputs.to_vec());
             self.metrics.compactions.inc();
             let num_spans: u64 = outputs.iter().map(|output| output.num_spans).sum();

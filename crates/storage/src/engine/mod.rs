@@ -142,6 +142,7 @@ pub struct EngineMetrics {
     compactions: Counter,
     compaction_failures: Counter,
     compaction_pending_jobs: Gauge,
+    blocks_cold: Gauge,
     blocks_deleted_by_retention: Counter,
     replayed_spans: Counter,
     undecodable_records: Counter,
@@ -164,6 +165,11 @@ impl EngineMetrics {
             "compaction_pending_jobs",
             "Compaction jobs the planner finds after the latest round (0: blocks are fully compacted)",
             self.compaction_pending_jobs.clone(),
+        );
+        r.register(
+            "blocks_cold",
+            "Blocks whose footer and trace-ID index are not loaded yet (after a start, they load in the background)",
+            self.blocks_cold.clone(),
         );
         r.register("retention_deleted_blocks", "Blocks deleted by retention", self.blocks_deleted_by_retention.clone());
         r.register("wal_replayed_spans", "Spans replayed from the WAL at start", self.replayed_spans.clone());
@@ -299,7 +305,8 @@ impl Engine {
         // the WAL's directory lock, goes away when its owner drops it.
         let blocks: Vec<BlockMeta> = engine.manifest_snapshot().blocks.clone();
         let store = engine.blocks.clone();
-        tokio::spawn(async move { warm(&store, &blocks).await });
+        let cold = engine.metrics.blocks_cold.clone();
+        tokio::spawn(async move { warm(&store, &blocks, &cold).await });
         Ok(engine)
     }
 
@@ -441,12 +448,15 @@ async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
     }
 }
 
-/// Loads the footers and trace-ID indexes of `blocks` into `store`'s caches.
-pub(super) async fn warm(store: &BlockStore, blocks: &[BlockMeta]) {
+/// Loads the footers and trace-ID indexes of `blocks` into `store`'s caches; `cold` counts
+/// the blocks not loaded yet.
+pub(super) async fn warm(store: &BlockStore, blocks: &[BlockMeta], cold: &Gauge) {
+    cold.inc_by(blocks.len() as i64);
     for meta in blocks {
         if let Err(error) = store.warm(meta).await {
             warn!(%error, block = %meta.id, "cannot load a block's footer and index");
         }
+        cold.dec();
     }
 }
 
