@@ -1,9 +1,12 @@
-//! The query port (:16686): the native HTTP API and `/metrics`.
+//! The query port (:16686): the native HTTP API (`/api/v1/*`), the Jaeger query API
+//! (`/api/*` without `v1`, see [`jaeger`]) and `/metrics`.
 //!
-//! `router(state)` builds everything so tests can drive it without a socket. Errors are
-//! mapped to HTTP in one place, [`ApiError`], and always answer
-//! `{"error": {"code", "message"}}`.
+//! `router(state)` builds everything so tests can drive it without a socket. Errors of the
+//! native API are mapped to HTTP in one place, [`ApiError`], and always answer
+//! `{"error": {"code", "message"}}`; the Jaeger API answers errors in Jaeger's own shape
+//! ([`jaeger::JaegerError`]).
 
+pub mod jaeger;
 pub mod native;
 pub mod params;
 
@@ -35,6 +38,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/search", get(native::search))
         .route("/api/v1/services", get(native::services))
         .route("/api/v1/services/{service}/operations", get(native::operations))
+        .route("/api/services", get(jaeger::services))
+        .route("/api/services/{service}/operations", get(jaeger::service_operations))
+        .route("/api/operations", get(jaeger::operations))
+        .route("/api/traces", get(jaeger::traces))
+        .route("/api/traces/{trace_id}", get(jaeger::trace))
+        .route("/api/dependencies", get(jaeger::dependencies))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
