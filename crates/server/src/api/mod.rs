@@ -6,6 +6,7 @@
 
 pub mod native;
 pub mod params;
+pub mod zipkin;
 
 use std::sync::Arc;
 use std::time::Instant;
