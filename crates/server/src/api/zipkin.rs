@@ -11,6 +11,10 @@
 //!   trace a list of spans.
 //! - `GET /api/v2/trace/{traceId}`: the spans of a trace (16 or 32 hex digits); 404 when none.
 //! - `GET /api/v2/traceMany?traceIds=`: the traces found among comma-separated IDs.
+//! - `GET /api/v2/autocompleteKeys`: the tag keys of the last day's spans (span and resource
+//!   attributes but `service.name`: what Zipkin shows as tags); `GET
+//!   /api/v2/autocompleteValues?key=`: a key's values. Both read the head and the newest blocks
+//!   ([`sextant_storage::engine::TagQuery`]).
 //!
 //! Spans are written by [`sextant_codec::zipkin_json`] (`docs/formats/zipkin-mapping.md`).
 //! Errors answer 400 or 404 with a plain-text message, as Zipkin does.
@@ -24,6 +28,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use sextant_model::{TraceId, now_unix_nanos};
+use sextant_storage::engine::{TagQuery, TagScope};
 use sextant_storage::search::{AttributeFilter, DurationScope, MAX_SEARCH_LIMIT, SearchQuery};
 
 use super::ApiState;
@@ -42,6 +47,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v2/traces", get(traces))
         .route("/api/v2/trace/{trace_id}", get(trace))
         .route("/api/v2/traceMany", get(trace_many))
+        .route("/api/v2/autocompleteKeys", get(autocomplete_keys))
+        .route("/api/v2/autocompleteValues", get(autocomplete_values))
         .with_state(state)
 }
 
@@ -132,6 +139,39 @@ async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Re
         }
     }
     Ok(Json(Value::Array(traces)))
+}
+
+/// Tags of the last day (Zipkin's default lookback).
+fn recent_tags() -> TagQuery {
+    let now = now_unix_nanos();
+    TagQuery {
+        start_unix_nanos: now.saturating_sub(DEFAULT_LOOKBACK_MILLIS * NANOS_PER_MILLI),
+        end_unix_nanos: now,
+        ..TagQuery::default()
+    }
+}
+
+async fn autocomplete_keys(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<String>>, ZipkinError> {
+    let names = state.engine.tag_names(&recent_tags()).await?;
+    let mut keys: Vec<String> = [TagScope::Span, TagScope::Resource]
+        .iter()
+        .filter_map(|scope| names.get(scope))
+        .flatten()
+        .filter(|key| *key != "service.name")
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(Json(keys))
+}
+
+async fn autocomplete_values(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Params,
+) -> Result<Json<Vec<String>>, ZipkinError> {
+    let key = param(&params, "key").ok_or_else(|| bad_request("key is required"))?;
+    let values = state.engine.tag_values(None, key, &recent_tags()).await?;
+    Ok(Json(values.values.iter().map(ToString::to_string).collect()))
 }
 
 /// Zipkin trace IDs are 16 or 32 hex digits; shorter ones are left-padded as Zipkin reads them.

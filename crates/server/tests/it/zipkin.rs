@@ -145,6 +145,15 @@ async fn zipkin_query_api_gives_back_what_was_sent() {
     let (_, native) = get_json(&query_url(&server, "/api/v1/search?service=backend&operation=query")).await;
     assert_eq!(native["traces"][0]["traceId"], "00000000000000005af7183fb1d4cf5f");
 
+    let (_, keys) = get_json(&zipkin_url(&server, "/api/v2/autocompleteKeys")).await;
+    for key in ["http.method", "http.path", "clnt/finagle.version", "sql.query", "http.status_code", "error"] {
+        assert!(keys.as_array().unwrap().contains(&Value::String(key.into())), "{key} in {keys}");
+    }
+    let (_, values) = get_json(&zipkin_url(&server, "/api/v2/autocompleteValues?key=http.path")).await;
+    assert_eq!(values, serde_json::json!(["/api"]));
+    let (status, text) = get_text(&zipkin_url(&server, "/api/v2/autocompleteValues")).await;
+    assert_eq!((status, text.as_str()), (400, "key is required"));
+
     let (status, many) =
         get_json(&zipkin_url(&server, "/api/v2/traceMany?traceIds=5af7183fb1d4cf5f,0123456789abcdef")).await;
     assert_eq!(status, 200);
