@@ -1,9 +1,10 @@
-//! The query port (:16686): the native HTTP API and `/metrics`.
+//! The query port (:16686): the native HTTP API, Jaeger's api_v3 and `/metrics`.
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors are
 //! mapped to HTTP in one place, [`ApiError`], and always answer
 //! `{"error": {"code", "message"}}`.
 
+pub mod jaeger_v3;
 pub mod native;
 pub mod params;
 pub mod zipkin;
@@ -37,6 +38,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/services", get(native::services))
         .route("/api/v1/services/{service}/operations", get(native::operations))
         .route("/metrics", get(metrics))
+        .merge(jaeger_v3::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
         .with_state(state)

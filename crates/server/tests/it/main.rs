@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod crash;
 mod http_receivers;
+mod jaeger_v3;
 mod otlp_sdk;
 mod support;
 mod wal_record;
