@@ -8,6 +8,7 @@
 //! spans ─ encode_spans ─> TracesData protobuf (WAL payload) ─ decode_spans ─> spans   (order kept, no validation)
 //! OTLP protobuf body with Decoded::unchanged ─────────────────┘ (the body itself is a valid WAL payload)
 //! spans ─ to_resource_spans / otlp_json ─> OTLP protobuf messages / OTLP/JSON (query output, grouped)
+//! spans ─ zipkin_json ─> Zipkin v2 JSON (query output; decode_zipkin_json reads it back)
 //! ```
 //!
 //! The two protobuf decoders read the wire format straight into the model, with no generated
@@ -40,6 +41,7 @@ mod otlp_json_ser;
 mod otlp_proto;
 pub mod validate;
 mod zipkin;
+mod zipkin_encode;
 
 pub use opentelemetry_proto as proto;
 
@@ -56,3 +58,4 @@ pub use otlp_proto::reference;
 pub use otlp_proto::{decode_otlp_protobuf, decode_spans};
 pub use validate::{Decoded, RejectReason, Rejection};
 pub use zipkin::decode_zipkin_json;
+pub use zipkin_encode::{zipkin_json, zipkin_span_json};

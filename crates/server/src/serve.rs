@@ -112,7 +112,9 @@ impl Server {
         });
         let cors = cors(&config.cors_allowed_origins);
         let http_app = ingest::otlp_http::router(pipeline.clone()).layer(cors.clone());
-        let zipkin_app = ingest::zipkin::router(pipeline.clone()).layer(cors);
+        // Zipkin's query API lives beside its receiver, where Zipkin's UI and clients look.
+        let zipkin_app =
+            ingest::zipkin::router(pipeline.clone()).merge(api::zipkin::router(api_state.clone())).layer(cors);
         let query_app = api::router(api_state);
         for (listener, app) in [(http_listener, http_app), (zipkin_listener, zipkin_app), (query_listener, query_app)] {
             let stop = stopped(shutdown_rx.clone());

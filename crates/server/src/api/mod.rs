@@ -1,5 +1,5 @@
 //! The query port (:16686): the native HTTP API (`/api/v1/*`), the Jaeger query API
-//! (`/api/*` without `v1`, see [`jaeger`]) and `/metrics`.
+//! (`/api/*` without `v1`, see [`jaeger`]), Jaeger's api_v3 (`/api/v3/*`) and `/metrics`.
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors of the
 //! native API are mapped to HTTP in one place, [`ApiError`], and always answer
@@ -7,8 +7,10 @@
 //! ([`jaeger::JaegerError`]).
 
 pub mod jaeger;
+pub mod jaeger_v3;
 pub mod native;
 pub mod params;
+pub mod zipkin;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +47,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/traces/{trace_id}", get(jaeger::trace))
         .route("/api/dependencies", get(jaeger::dependencies))
         .route("/metrics", get(metrics))
+        .merge(jaeger_v3::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
         .with_state(state)

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod http_receivers;
 mod jaeger;
+mod jaeger_v3;
 mod otlp_sdk;
 mod support;
 mod wal_record;

@@ -32,6 +32,8 @@
 mod catalog;
 mod maintenance;
 mod query;
+mod tags;
+pub use tags::{TagQuery, TagScope, TagValues};
 #[cfg(test)]
 mod tests;
 

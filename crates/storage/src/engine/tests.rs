@@ -451,3 +451,79 @@ mod search_model {
         }
     }
 }
+
+/// Attribute keys and values for autocompletion: by scope, typed, distinct, sorted, bounded,
+/// from the head and the newest blocks in the range.
+#[tokio::test]
+async fn tag_names_and_values_come_from_head_and_newest_blocks() {
+    use sextant_model::{AnyValue, Event, KeyValue};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    let base = now_unix_nanos() - 10_000_000_000;
+    let with = |trace: u8, start: u64, attributes: Vec<KeyValue>| {
+        let mut span = span_of("cart", trace, 1, None, start);
+        span.attributes = attributes;
+        span.events = vec![Event {
+            name: "retry".into(),
+            attributes: vec![KeyValue::string("attempt.reason", "timeout")],
+            ..Default::default()
+        }];
+        span
+    };
+    // An old block, a newer block, then the head.
+    engine.append(vec![with(1, base, vec![KeyValue::string("http.method", "DELETE")])]).await.unwrap();
+    engine.flush().await.unwrap();
+    engine
+        .append(vec![with(
+            2,
+            base + 1_000,
+            vec![KeyValue::string("http.method", "GET"), KeyValue::new("http.status_code", AnyValue::Int(200))],
+        )])
+        .await
+        .unwrap();
+    engine.flush().await.unwrap();
+    engine
+        .append(vec![with(
+            3,
+            base + 2_000,
+            vec![
+                KeyValue::string("http.method", "POST"),
+                KeyValue::new("http.status_code", AnyValue::Int(1000)),
+                KeyValue::new("http.status_code", AnyValue::Int(200)),
+                KeyValue::new("tags", AnyValue::Array(vec![AnyValue::Int(1)])),
+            ],
+        )])
+        .await
+        .unwrap();
+
+    let all = TagQuery::default();
+    let names = engine.tag_names(&all).await.unwrap();
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(names[&TagScope::Span], set(&["http.method", "http.status_code", "tags"]));
+    assert_eq!(names[&TagScope::Resource], set(&["service.name"]));
+    assert_eq!(names[&TagScope::Event], set(&["attempt.reason"]));
+    assert!(!names.contains_key(&TagScope::Link));
+
+    let values = engine.tag_values(Some(TagScope::Span), "http.method", &all).await.unwrap();
+    let strings = |v: &[&str]| v.iter().map(|s| AnyValue::String(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(values, TagValues { values: strings(&["DELETE", "GET", "POST"]), truncated: false });
+    // Integers by value, not by text; lists left out.
+    let codes = engine.tag_values(None, "http.status_code", &all).await.unwrap();
+    assert_eq!(codes.values, vec![AnyValue::Int(200), AnyValue::Int(1000)]);
+    assert!(engine.tag_values(None, "tags", &all).await.unwrap().values.is_empty());
+    // Unscoped reads span then resource; a scope reads only itself.
+    assert_eq!(engine.tag_values(None, "service.name", &all).await.unwrap().values, strings(&["cart"]));
+    assert!(engine.tag_values(Some(TagScope::Span), "service.name", &all).await.unwrap().values.is_empty());
+
+    // Bounded: values, blocks (newest first), and the time range.
+    let two = TagQuery { max_values: 2, ..all };
+    assert_eq!(
+        engine.tag_values(Some(TagScope::Span), "http.method", &two).await.unwrap(),
+        TagValues { values: strings(&["GET", "POST"]), truncated: true },
+        "the head first, then the newest block"
+    );
+    let one_block = TagQuery { max_blocks: 1, ..all };
+    assert_eq!(engine.tag_values(None, "http.method", &one_block).await.unwrap().values, strings(&["GET", "POST"]));
+    let early = TagQuery { start_unix_nanos: base, end_unix_nanos: base + 500, ..all };
+    assert_eq!(engine.tag_values(None, "http.method", &early).await.unwrap().values, strings(&["DELETE"]));
+}
