@@ -1,9 +1,14 @@
-//! TraceQL, the query language of Grafana Tempo, parsed into a typed syntax tree.
+//! TraceQL, the query language of Grafana Tempo: parsed into a typed syntax tree, evaluated
+//! against the spans of one trace.
 //!
 //! [`parse`] turns a query into a [`Query`], or a [`ParseError`] that gives the position
 //! (byte offset, line, column), what was expected and what was found. Every tree prints
-//! (`Display`) in a canonical form that parses back to an equal tree. This crate does no
-//! evaluation and no I/O.
+//! (`Display`) in a canonical form that parses back to an equal tree.
+//!
+//! [`Compiled::new`] prepares a query to run, or refuses it with an [`EvalError`] (types that
+//! never meet, as Tempo refuses them); [`Compiled::evaluate`] runs it on one trace and returns
+//! the matching [`Spanset`]s (see [`eval`] for the semantics). [`conditions`] extracts the
+//! span-level conditions storage can check to skip traces ([`pushdown`]). No I/O.
 //!
 //! # Grammar
 //!
@@ -59,10 +64,14 @@
 
 pub mod ast;
 mod error;
+pub mod eval;
 mod lexer;
 mod parser;
 mod print;
+pub mod pushdown;
 
 pub use ast::Query;
 pub use error::ParseError;
+pub use eval::{Compiled, EvalError, Spanset, evaluate};
 pub use parser::{MAX_DEPTH, MAX_NESTING, parse};
+pub use pushdown::{PushDown, conditions};
