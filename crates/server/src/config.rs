@@ -64,6 +64,8 @@ pub struct RawReceivers {
 #[serde(default, deny_unknown_fields)]
 pub struct RawQuery {
     pub address: String,
+    /// Tempo's HTTP API (Grafana's Tempo data source), on a port of its own as Tempo's.
+    pub tempo_address: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -99,6 +101,16 @@ pub const DEFAULT_OTLP_GRPC_ADDRESS: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP_ADDRESS: &str = "127.0.0.1:4318";
 pub const DEFAULT_ZIPKIN_ADDRESS: &str = "127.0.0.1:9411";
 pub const DEFAULT_QUERY_ADDRESS: &str = "127.0.0.1:16686";
+pub const DEFAULT_TEMPO_ADDRESS: &str = "127.0.0.1:3200";
+/// The environment variables of every listening address, in the order gRPC, HTTP, Zipkin,
+/// query, Tempo: what tests and benchmarks set to run servers side by side.
+pub const ADDRESS_VARIABLES: [&str; 5] = [
+    "SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS",
+    "SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS",
+    "SEXTANT_RECEIVERS_ZIPKIN_ADDRESS",
+    "SEXTANT_QUERY_ADDRESS",
+    "SEXTANT_QUERY_TEMPO_ADDRESS",
+];
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -130,7 +142,7 @@ impl Default for RawReceivers {
 
 impl Default for RawQuery {
     fn default() -> Self {
-        RawQuery { address: DEFAULT_QUERY_ADDRESS.to_string() }
+        RawQuery { address: DEFAULT_QUERY_ADDRESS.to_string(), tempo_address: DEFAULT_TEMPO_ADDRESS.to_string() }
     }
 }
 
@@ -172,6 +184,7 @@ pub struct Config {
     pub otlp_http_address: SocketAddr,
     pub zipkin_address: SocketAddr,
     pub query_address: SocketAddr,
+    pub tempo_address: SocketAddr,
     pub max_request_bytes: usize,
     pub max_inflight_bytes: usize,
     pub cors_allowed_origins: Vec<String>,
@@ -277,6 +290,7 @@ impl RawConfig {
             otlp_http_address: address("receivers.otlp_http_address", &r.otlp_http_address)?,
             zipkin_address: address("receivers.zipkin_address", &r.zipkin_address)?,
             query_address: address("query.address", &self.query.address)?,
+            tempo_address: address("query.tempo_address", &self.query.tempo_address)?,
             max_request_bytes,
             max_inflight_bytes,
             cors_allowed_origins: r.cors_allowed_origins.clone(),

@@ -37,6 +37,7 @@ pub struct Server {
     pub otlp_http_address: SocketAddr,
     pub zipkin_address: SocketAddr,
     pub query_address: SocketAddr,
+    pub tempo_address: SocketAddr,
     pub engine: Arc<Engine>,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -87,12 +88,14 @@ impl Server {
         let http_listener = bind(config.otlp_http_address, "OTLP/HTTP").await?;
         let zipkin_listener = bind(config.zipkin_address, "Zipkin").await?;
         let query_listener = bind(config.query_address, "the query API").await?;
+        let tempo_listener = bind(config.tempo_address, "Tempo's API").await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut server = Server {
             otlp_grpc_address: grpc_listener.local_addr()?,
             otlp_http_address: http_listener.local_addr()?,
             zipkin_address: zipkin_listener.local_addr()?,
             query_address: query_listener.local_addr()?,
+            tempo_address: tempo_listener.local_addr()?,
             engine: engine.clone(),
             shutdown_tx,
             tasks: JoinSet::new(),
@@ -114,9 +117,17 @@ impl Server {
         let http_app = ingest::otlp_http::router(pipeline.clone()).layer(cors.clone());
         // Zipkin's query API lives beside its receiver, where Zipkin's UI and clients look.
         let zipkin_app =
-            ingest::zipkin::router(pipeline.clone()).merge(api::zipkin::router(api_state.clone())).layer(cors);
-        let query_app = api::router(api_state);
-        for (listener, app) in [(http_listener, http_app), (zipkin_listener, zipkin_app), (query_listener, query_app)] {
+            ingest::zipkin::router(pipeline.clone()).merge(api::zipkin::router(api_state.clone())).layer(cors.clone());
+        // Browsers may call the query APIs from another origin (a Jaeger UI served elsewhere).
+        let tempo_app = api::tempo::router(api_state.clone()).layer(cors.clone());
+        let query_app = api::router(api_state).layer(cors);
+        let apps = [
+            (http_listener, http_app),
+            (zipkin_listener, zipkin_app),
+            (query_listener, query_app),
+            (tempo_listener, tempo_app),
+        ];
+        for (listener, app) in apps {
             let stop = stopped(shutdown_rx.clone());
             server.tasks.spawn(async move {
                 axum::serve(listener, app).with_graceful_shutdown(stop).await?;
@@ -145,6 +156,7 @@ impl Server {
             otlp_http = %server.otlp_http_address,
             zipkin = %server.zipkin_address,
             query = %server.query_address,
+            tempo = %server.tempo_address,
             data_dir = %config.engine.data_dir.display(),
             "sextant is serving"
         );

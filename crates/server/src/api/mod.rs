@@ -6,10 +6,13 @@
 //! `{"error": {"code", "message"}}`; the Jaeger API answers errors in Jaeger's own shape
 //! ([`jaeger::JaegerError`]).
 
+pub mod dependencies;
 pub mod jaeger;
 pub mod jaeger_v3;
 pub mod native;
 pub mod params;
+pub mod tempo;
+pub mod traceql_search;
 pub mod zipkin;
 
 use std::sync::Arc;

@@ -11,6 +11,9 @@
 //!   trace a list of spans.
 //! - `GET /api/v2/trace/{traceId}`: the spans of a trace (16 or 32 hex digits); 404 when none.
 //! - `GET /api/v2/traceMany?traceIds=`: the traces found among comma-separated IDs.
+//! - `GET /api/v2/dependencies?endTs=&lookback=` (ms; `lookback` defaults to 1 day):
+//!   `[{"parent", "child", "callCount", "errorCount"}]`, counted over the newest traces of the
+//!   window ([`super::dependencies`]).
 //! - `GET /api/v2/autocompleteKeys`: the tag keys of the last day's spans (span and resource
 //!   attributes but `service.name`: what Zipkin shows as tags); `GET
 //!   /api/v2/autocompleteValues?key=`: a key's values. Both read the head and the newest blocks
@@ -47,6 +50,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v2/traces", get(traces))
         .route("/api/v2/trace/{trace_id}", get(trace))
         .route("/api/v2/traceMany", get(trace_many))
+        .route("/api/v2/dependencies", get(dependencies))
         .route("/api/v2/autocompleteKeys", get(autocomplete_keys))
         .route("/api/v2/autocompleteValues", get(autocomplete_values))
         .with_state(state)
@@ -139,6 +143,25 @@ async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Re
         }
     }
     Ok(Json(Value::Array(traces)))
+}
+
+async fn dependencies(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, ZipkinError> {
+    let end_millis = number(&params, "endTs")?.ok_or_else(|| bad_request("endTs is required"))?;
+    let lookback_millis = number(&params, "lookback")?.unwrap_or(DEFAULT_LOOKBACK_MILLIS);
+    let (from, to) = (
+        end_millis.saturating_sub(lookback_millis).saturating_mul(NANOS_PER_MILLI),
+        end_millis.saturating_mul(NANOS_PER_MILLI),
+    );
+    let links: Vec<Value> = super::dependencies::recent_dependencies(&state.engine, from, to)
+        .await?
+        .into_iter()
+        .map(|link| {
+            serde_json::json!({
+                "parent": link.parent, "child": link.child, "callCount": link.call_count, "errorCount": link.error_count
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(links)))
 }
 
 /// Tags of the last day (Zipkin's default lookback).

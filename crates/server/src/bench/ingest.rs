@@ -223,10 +223,7 @@ mod tests {
     use crate::serve::Server;
 
     async fn start_server(dir: &std::path::Path) -> Server {
-        let env = ["SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS", "SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS"]
-            .into_iter()
-            .chain(["SEXTANT_RECEIVERS_ZIPKIN_ADDRESS", "SEXTANT_QUERY_ADDRESS"])
-            .map(|name| (name.to_string(), "127.0.0.1:0".to_string()));
+        let env = crate::config::ADDRESS_VARIABLES.map(|name| (name.to_string(), "127.0.0.1:0".to_string()));
         let overrides = Overrides { data_dir: Some(dir.to_path_buf()), log_level: None };
         Server::start(RawConfig::load(None, env, &overrides).unwrap().resolve().unwrap()).await.unwrap()
     }

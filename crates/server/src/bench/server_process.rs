@@ -21,18 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::config::ADDRESS_VARIABLES;
+
 use super::http::get_once;
 
-/// The variables the benchmark sets itself; others named `SEXTANT_*` pass through.
-const OWN_VARIABLES: [&str; 7] = [
-    "SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS",
-    "SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS",
-    "SEXTANT_RECEIVERS_ZIPKIN_ADDRESS",
-    "SEXTANT_QUERY_ADDRESS",
-    "SEXTANT_STORAGE_WAL_FSYNC",
-    "SEXTANT_STORAGE_RETENTION",
-    "SEXTANT_DATA_DIR",
-];
+/// The variables the benchmark sets itself besides the addresses ([`ADDRESS_VARIABLES`]);
+/// others named `SEXTANT_*` pass through.
+const OWN_VARIABLES: [&str; 3] = ["SEXTANT_STORAGE_WAL_FSYNC", "SEXTANT_STORAGE_RETENTION", "SEXTANT_DATA_DIR"];
 const RETENTION: &str = "3650d";
 const READY_POLL: Duration = Duration::from_millis(5);
 /// Lines of the server's log quoted in an error.
@@ -45,7 +40,11 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(600);
 /// `SEXTANT_*` variables of this process that reach the server unchanged.
 pub fn passed_through_settings() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(name, _)| name.starts_with("SEXTANT_") && !OWN_VARIABLES.contains(&name.as_str()))
+        .filter(|(name, _)| {
+            name.starts_with("SEXTANT_")
+                && !OWN_VARIABLES.contains(&name.as_str())
+                && !ADDRESS_VARIABLES.contains(&name.as_str())
+        })
         .collect();
     vars.sort();
     vars
@@ -74,7 +73,7 @@ impl ServerProcess {
         log_path: &Path,
         settings: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
-        let addresses = free_loopback_addresses(4).context("finding free loopback ports")?;
+        let addresses = free_loopback_addresses(ADDRESS_VARIABLES.len()).context("finding free loopback ports")?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -84,10 +83,7 @@ impl ServerProcess {
         command
             .args(["serve", "--log-level", "warn", "--data-dir"])
             .arg(data_dir)
-            .env("SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS", addresses[0].to_string())
-            .env("SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS", addresses[1].to_string())
-            .env("SEXTANT_RECEIVERS_ZIPKIN_ADDRESS", addresses[2].to_string())
-            .env("SEXTANT_QUERY_ADDRESS", addresses[3].to_string())
+            .envs(ADDRESS_VARIABLES.iter().zip(&addresses).map(|(name, address)| (name, address.to_string())))
             .env("SEXTANT_STORAGE_WAL_FSYNC", "true")
             .env("SEXTANT_STORAGE_RETENTION", RETENTION)
             .env("NO_COLOR", "1")

@@ -54,7 +54,7 @@ fn config_subcommand_prints_effective_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ChildServer::spawn(dir.path(), &free_ports(4));
+    let mut server = ChildServer::spawn(dir.path(), &free_ports(5));
     server.wait_ready().await;
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

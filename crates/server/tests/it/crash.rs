@@ -37,7 +37,7 @@ async fn send_until_failure(grpc_port: u16, round: u64, acked: Arc<Mutex<Vec<u12
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_spans_survive_repeated_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(4);
+    let ports = free_ports(5);
     let acked = Arc::new(Mutex::new(Vec::new()));
     for round in 0..ROUNDS {
         let mut server = ChildServer::spawn(dir.path(), &ports);

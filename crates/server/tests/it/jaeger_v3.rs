@@ -101,5 +101,10 @@ async fn api_v3_answers_as_jaeger_does() {
     let (status, error) = get_json(&url("/api/v3/traces/nothex")).await;
     assert_eq!(status, 400);
     assert!(error["error"]["message"].as_str().unwrap().starts_with("malformed parameter trace_id:"), "{error}");
+
+    // A UI served from another origin may call the query port.
+    let response =
+        reqwest::Client::new().get(url("/api/v3/services")).header("origin", "http://ui.example").send().await.unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
     server.shutdown().await.unwrap();
 }

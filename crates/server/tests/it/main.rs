@@ -11,5 +11,6 @@ mod jaeger;
 mod jaeger_v3;
 mod otlp_sdk;
 mod support;
+mod tempo;
 mod wal_record;
 mod zipkin;

@@ -9,7 +9,7 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, Tr
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value;
-use sextant_server::config::{Overrides, RawConfig};
+use sextant_server::config::{ADDRESS_VARIABLES, Overrides, RawConfig};
 use sextant_server::serve::Server;
 
 /// Starts a server on 127.0.0.1 ephemeral ports with its data in `dir`.
@@ -19,12 +19,8 @@ pub async fn start_server(dir: &Path) -> Server {
 
 /// Same, with extra `SEXTANT_*`-style settings, e.g. `("SEXTANT_RECEIVERS_MAX_REQUEST_BYTES", "1000")`.
 pub async fn start_server_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
-    let mut env: Vec<(String, String)> = vec![
-        ("SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS".into(), "127.0.0.1:0".into()),
-        ("SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS".into(), "127.0.0.1:0".into()),
-        ("SEXTANT_RECEIVERS_ZIPKIN_ADDRESS".into(), "127.0.0.1:0".into()),
-        ("SEXTANT_QUERY_ADDRESS".into(), "127.0.0.1:0".into()),
-    ];
+    let mut env: Vec<(String, String)> =
+        ADDRESS_VARIABLES.iter().map(|name| (name.to_string(), "127.0.0.1:0".to_string())).collect();
     env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let overrides = Overrides { data_dir: Some(dir.to_path_buf()), log_level: None };
     let config = RawConfig::load(None, env, &overrides).unwrap().resolve().unwrap();
@@ -134,10 +130,7 @@ impl ChildServer {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["serve", "--log-level", "warn", "--data-dir"])
             .arg(data_dir)
-            .env("SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS", format!("127.0.0.1:{}", ports[0]))
-            .env("SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS", format!("127.0.0.1:{}", ports[1]))
-            .env("SEXTANT_RECEIVERS_ZIPKIN_ADDRESS", format!("127.0.0.1:{}", ports[2]))
-            .env("SEXTANT_QUERY_ADDRESS", format!("127.0.0.1:{}", ports[3]))
+            .envs(ADDRESS_VARIABLES.iter().zip(ports).map(|(name, port)| (name, format!("127.0.0.1:{port}"))))
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("starting the sextant binary");

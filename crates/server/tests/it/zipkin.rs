@@ -145,6 +145,14 @@ async fn zipkin_query_api_gives_back_what_was_sent() {
     let (_, native) = get_json(&query_url(&server, "/api/v1/search?service=backend&operation=query")).await;
     assert_eq!(native["traces"][0]["traceId"], "00000000000000005af7183fb1d4cf5f");
 
+    // frontend's client span → backend's (shared, error) server half and backend → mysql is not
+    // a span of its own service: the calls are frontend → backend, one of them an error.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let (_, links) = get_json(&zipkin_url(&server, &format!("/api/v2/dependencies?endTs={now_ms}"))).await;
+    assert_eq!(links, serde_json::json!([{"parent": "frontend", "child": "backend", "callCount": 1, "errorCount": 0}]));
+    let (status, text) = get_text(&zipkin_url(&server, "/api/v2/dependencies")).await;
+    assert_eq!((status, text.as_str()), (400, "endTs is required"));
+
     let (_, keys) = get_json(&zipkin_url(&server, "/api/v2/autocompleteKeys")).await;
     for key in ["http.method", "http.path", "clnt/finagle.version", "sql.query", "http.status_code", "error"] {
         assert!(keys.as_array().unwrap().contains(&Value::String(key.into())), "{key} in {keys}");

@@ -22,7 +22,7 @@
 //! - `GET /api/dependencies?endTs=&lookback=&service=` (milliseconds; default now and 24 h):
 //!   `[{"parent", "child", "callCount"}]`, the calls from a span's service to its children's
 //!   other services. There is no service-graph store yet: this is a bounded sample, computed
-//!   from the newest [`DEPENDENCIES_MAX_TRACES`] traces with a span starting in the window.
+//!   from the newest [`super::dependencies::MAX_TRACES`] traces with a span starting in the window.
 //!
 //! Known differences from Jaeger:
 //! - tags are searched on span and resource attributes; Jaeger also searches event (log)
@@ -37,7 +37,6 @@
 //!   name, or `OTLPResourceNoServiceName` for a resource without attributes);
 //! - error bodies are sent as `application/json` (Jaeger: `text/plain`).
 
-mod dependencies;
 pub mod model;
 pub mod params;
 
@@ -51,15 +50,12 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sextant_model::{Span, SpanKind, TraceId, now_unix_nanos};
 use sextant_storage::engine::{Engine, EngineError};
-use sextant_storage::search::SearchQuery;
 
 use super::ApiState;
-use dependencies::DependencyCounter;
+use super::dependencies::recent_dependencies;
 use model::{trace_id_string, trace_json};
 use params::{parse_dependencies_window, parse_trace_id, parse_trace_query};
 
-/// The most traces `GET /api/dependencies` reads (the newest in its window).
-pub const DEPENDENCIES_MAX_TRACES: usize = 1_000;
 /// Traces fetched at once when assembling an answer.
 const FETCH_CONCURRENCY: usize = 4;
 
@@ -203,27 +199,9 @@ pub async fn dependencies(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, JaegerError> {
     let (from, to) = parse_dependencies_window(&params, now_unix_nanos()).map_err(JaegerError::bad_request)?;
-    let query = SearchQuery {
-        start_unix_nanos: Some(from),
-        end_unix_nanos: Some(to),
-        limit: DEPENDENCIES_MAX_TRACES,
-        ..SearchQuery::default()
-    };
-    let ids: Vec<TraceId> = state.engine.search(&query).await?.traces.iter().map(|t| t.trace_id).collect();
-    let engine = state.engine.clone();
-    let mut counter = DependencyCounter::default();
-    let mut traces = futures::stream::iter(ids)
-        .map(|id| {
-            let engine = engine.clone();
-            async move { engine.trace(id).await }
-        })
-        .buffer_unordered(FETCH_CONCURRENCY);
-    while let Some(spans) = traces.try_next().await? {
-        counter.add_trace(&spans);
-    }
     let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.as_str()).unwrap_or("");
-    let links: Vec<Value> = counter
-        .into_links()
+    let links: Vec<Value> = recent_dependencies(&state.engine, from, to)
+        .await?
         .into_iter()
         .filter(|link| service.is_empty() || link.parent == service || link.child == service)
         .map(|link| json!({ "parent": link.parent, "child": link.child, "callCount": link.call_count }))

@@ -1,0 +1,224 @@
+//! TraceQL search over the engine, for Tempo's `GET /api/search?q=`.
+//!
+//! The query is parsed and compiled once ([`sextant_traceql`]). One span condition every
+//! result needs ([`sextant_traceql::conditions`]; the most selective kind: an attribute, then
+//! the span name, the service, an error status, a duration bound) narrows the engine's search
+//! to candidate traces, newest first; each candidate is fetched whole and the query evaluated
+//! on it, until `limit` traces match or [`MAX_INSPECTED_TRACES`] candidates have been read
+//! (then the answer holds the matches found so far, as a Tempo search that hits its limits).
+//! Conditions are not yet evaluated inside the block scan itself.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+use sextant_model::Span;
+use sextant_storage::search::{AttributeFilter, Cursor, DurationScope, SearchQuery};
+use sextant_traceql::ast::{ComparisonOp, Status};
+use sextant_traceql::eval::Value as TqlValue;
+use sextant_traceql::pushdown::{AttributeValue, Condition};
+use sextant_traceql::{Compiled, Spanset};
+
+use super::ApiState;
+use super::tempo::{Bounds, TempoError, search_response, trace_result};
+
+/// Candidate traces read at most by one search.
+pub const MAX_INSPECTED_TRACES: usize = 10_000;
+/// Candidates asked of the engine at a time.
+const PAGE_TRACES: usize = 200;
+/// Candidate traces fetched at once.
+const FETCH_CONCURRENCY: usize = 4;
+
+fn invalid(message: String) -> TempoError {
+    TempoError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// Runs TraceQL query `q` and answers as Tempo's `/api/search` does.
+pub async fn tempo_search(
+    state: &ApiState,
+    q: &str,
+    bounds: &Bounds,
+    spans_per_set: usize,
+) -> Result<Value, TempoError> {
+    let query = sextant_traceql::parse(q).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
+    let compiled = Arc::new(Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?);
+    let mut candidates = candidate_query(&sextant_traceql::conditions(&query).conditions);
+    candidates.start_unix_nanos = bounds.start_unix_nanos;
+    candidates.end_unix_nanos = bounds.end_unix_nanos;
+    candidates.limit = PAGE_TRACES;
+
+    let mut results = Vec::new();
+    let mut inspected = 0;
+    let mut cursor: Option<Cursor> = None;
+    'pages: loop {
+        candidates.cursor = cursor.take();
+        let page = state.engine.search(&candidates).await?;
+        let engine = state.engine.clone();
+        let mut evaluated = futures::stream::iter(page.traces.clone())
+            .map(|summary| {
+                let (engine, compiled) = (engine.clone(), compiled.clone());
+                async move {
+                    let spans = engine.trace(summary.trace_id).await?;
+                    let sets = compiled.evaluate(&spans);
+                    Ok::<_, sextant_storage::engine::EngineError>((summary, spans, sets))
+                }
+            })
+            .buffered(FETCH_CONCURRENCY);
+        while let Some((summary, spans, sets)) = evaluated.try_next().await? {
+            inspected += 1;
+            let sets = sets.map_err(|e| invalid(format!("TraceQL query failed: {e}")))?;
+            if !sets.is_empty() {
+                results.push(result_with_sets(&summary, &spans, &sets, spans_per_set));
+                if results.len() >= bounds.limit {
+                    break 'pages;
+                }
+            }
+            if inspected >= MAX_INSPECTED_TRACES {
+                break 'pages;
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(search_response(results, inspected))
+}
+
+/// One trace's answer: its span sets, the first also as `spanSet`.
+fn result_with_sets(
+    summary: &sextant_storage::search::TraceSummary,
+    spans: &[Span],
+    sets: &[Spanset],
+    spans_per_set: usize,
+) -> Value {
+    let first: Vec<&Span> = sets[0].spans.iter().map(|&i| &spans[i]).collect();
+    let mut result = trace_result(summary, &first, spans_per_set);
+    let all: Vec<Value> = sets.iter().map(|set| span_set_json(set, spans, spans_per_set)).collect();
+    result["spanSet"] = all[0].clone();
+    result["spanSets"] = Value::Array(all);
+    result
+}
+
+/// A span set as Tempo lists it: up to `spans_per_set` spans with `service.name` and the
+/// `select()`ed fields, `matched` counting them all, and the `by()` and aggregate values as
+/// `attributes`.
+fn span_set_json(set: &Spanset, spans: &[Span], spans_per_set: usize) -> Value {
+    let listed: Vec<Value> = set
+        .spans
+        .iter()
+        .enumerate()
+        .take(spans_per_set)
+        .map(|(position, &index)| {
+            let span = &spans[index];
+            let mut attributes =
+                vec![json!({ "key": "service.name", "value": { "stringValue": span.service_name() } })];
+            for selected in &set.selected {
+                if let Some(value) = selected.values.get(position).and_then(otlp_value) {
+                    attributes.push(json!({ "key": selected.field, "value": value }));
+                }
+            }
+            json!({
+                "spanID": span.span_id.to_hex(),
+                "name": span.name,
+                "startTimeUnixNano": span.start_unix_nanos.to_string(),
+                "durationNanos": span.end_unix_nanos.saturating_sub(span.start_unix_nanos).to_string(),
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    let set_attributes: Vec<Value> = set
+        .group
+        .iter()
+        .chain(&set.aggregates)
+        .filter_map(|(name, value)| Some(json!({ "key": name, "value": otlp_value(value)? })))
+        .collect();
+    let mut json = json!({ "spans": listed, "matched": set.spans.len() });
+    if !set_attributes.is_empty() {
+        json["attributes"] = Value::Array(set_attributes);
+    }
+    json
+}
+
+/// A TraceQL value as an OTLP/JSON `AnyValue`; nil has none.
+fn otlp_value(value: &TqlValue<'_>) -> Option<Value> {
+    Some(match value {
+        TqlValue::Nil => return None,
+        TqlValue::Bool(b) => json!({ "boolValue": b }),
+        TqlValue::Int(i) => json!({ "intValue": i.to_string() }),
+        TqlValue::Float(f) => json!({ "doubleValue": f }),
+        TqlValue::String(s) => json!({ "stringValue": s }),
+        other => json!({ "stringValue": other.to_string() }),
+    })
+}
+
+/// The engine search for candidates: the one condition most likely to narrow them, since the
+/// engine's span conditions must all hold on one span while the query's may hold on different
+/// ones.
+fn candidate_query(conditions: &[Condition]) -> SearchQuery {
+    let rank = |condition: &Condition| match condition {
+        Condition::Attribute { value: AttributeValue::Float(_), .. } => None,
+        Condition::Attribute { .. } => Some(0),
+        Condition::SpanName(_) => Some(1),
+        Condition::ServiceName(_) => Some(2),
+        Condition::Status(Status::Error) => Some(3),
+        Condition::Duration { .. } => Some(4),
+        Condition::Status(_) | Condition::Kind(_) => None,
+    };
+    let mut query = SearchQuery::default();
+    let Some(best) = conditions.iter().filter(|c| rank(c).is_some()).min_by_key(|c| rank(c)) else { return query };
+    match best {
+        Condition::Attribute { name, value, .. } => {
+            let value = match value {
+                AttributeValue::String(s) => s.clone(),
+                AttributeValue::Int(i) => i.to_string(),
+                AttributeValue::Bool(b) => b.to_string(),
+                AttributeValue::Float(f) => f.to_string(),
+            };
+            query.attributes.push(AttributeFilter { key: name.clone(), value });
+        }
+        Condition::SpanName(name) => query.operation = Some(name.clone()),
+        Condition::ServiceName(service) => query.service = Some(service.clone()),
+        Condition::Status(_) => query.errors_only = true,
+        Condition::Duration { op, nanos } => {
+            query.duration_scope = DurationScope::Span;
+            match op {
+                ComparisonOp::Gt => query.min_duration_nanos = Some(nanos.saturating_add(1)),
+                ComparisonOp::Gte => query.min_duration_nanos = Some(*nanos),
+                ComparisonOp::Lt => query.max_duration_nanos = Some(nanos.saturating_sub(1)),
+                ComparisonOp::Lte => query.max_duration_nanos = Some(*nanos),
+                ComparisonOp::Eq | ComparisonOp::Neq => {}
+            }
+        }
+        Condition::Kind(_) => {}
+    }
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(q: &str) -> SearchQuery {
+        let query = sextant_traceql::parse(q).unwrap();
+        candidate_query(&sextant_traceql::conditions(&query).conditions)
+    }
+
+    #[test]
+    fn one_condition_narrows_the_candidates() {
+        let q = candidates(r#"{ resource.service.name = "cart" && name = "checkout" && span.http.method = "GET" }"#);
+        assert_eq!(q.attributes, vec![AttributeFilter { key: "http.method".into(), value: "GET".into() }]);
+        assert_eq!((q.service, q.operation), (None, None), "conditions of other spans are not combined");
+        assert_eq!(
+            candidates(r#"{ name = "checkout" } >> { resource.service.name = "db" }"#).operation.as_deref(),
+            Some("checkout")
+        );
+        let q = candidates("{ duration > 1s }");
+        assert_eq!((q.min_duration_nanos, q.duration_scope), (Some(1_000_000_001), DurationScope::Span));
+        assert!(candidates("{ status = error }").errors_only);
+        // Nothing every result needs: all traces of the range are candidates.
+        assert_eq!(candidates(r#"{ name = "a" } || { name = "b" }"#), SearchQuery::default());
+        assert_eq!(candidates("{ .x = 1.5 }"), SearchQuery::default(), "a float may equal an integer attribute");
+    }
+}
