@@ -6,6 +6,7 @@
 //! to candidate traces, newest first; each candidate is fetched whole and the query evaluated
 //! on it, until `limit` traces match or [`MAX_INSPECTED_TRACES`] candidates have been read
 //! (then the answer holds the matches found so far, as a Tempo search that hits its limits).
+//! A query with no such condition is refused unless it gives a time range.
 //! Conditions are not yet evaluated inside the block scan itself.
 
 use std::sync::Arc;
@@ -44,6 +45,13 @@ pub async fn tempo_search(
     let query = sextant_traceql::parse(q).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
     let compiled = Arc::new(Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?);
     let mut candidates = candidate_query(&sextant_traceql::conditions(&query).conditions);
+    if candidates == SearchQuery::default() && (bounds.start_unix_nanos.is_none() || bounds.end_unix_nanos.is_none()) {
+        return Err(invalid(format!(
+            "TraceQL query {query} has no condition every match needs that narrows the search (a service, span \
+             name, attribute equality, error status or duration bound), so it would read every trace: give start \
+             and end to search a time range"
+        )));
+    }
     candidates.start_unix_nanos = bounds.start_unix_nanos;
     candidates.end_unix_nanos = bounds.end_unix_nanos;
     candidates.limit = PAGE_TRACES;

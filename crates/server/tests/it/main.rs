@@ -6,6 +6,7 @@ mod bad_input;
 mod bench;
 mod cli;
 mod crash;
+mod cross_api;
 mod http_receivers;
 mod jaeger;
 mod jaeger_v3;

@@ -131,17 +131,25 @@ async fn tempo_api_answers_as_tempo_does() {
     let found = search(&traceql(r#"{ name = "POST /checkout" } >> { resource.service.name = "db" }"#)).await;
     assert_eq!(ids(&found), [CHECKOUT.trim_start_matches('0')]);
     assert_eq!(found["traces"][0]["spanSet"]["spans"][0]["spanID"], "0000000000000003", "the descendant");
-    let found = search(&traceql("{ } | count() > 2")).await;
+    let range = format!("start={}&end={}", base / 1_000_000_000 - 1, base / 1_000_000_000 + 10);
+    let found = search(&format!("{}&{range}", traceql("{ } | count() > 2"))).await;
     assert_eq!(ids(&found), [CHECKOUT.trim_start_matches('0')]);
     assert_eq!(found["traces"][0]["spanSet"]["matched"], 3);
     let found = search(&format!("{}&spss=1", traceql("{ duration > 100ms }"))).await;
     assert_eq!(found["traces"][0]["spanSet"]["matched"], 3);
     assert_eq!(found["traces"][0]["spanSet"]["spans"].as_array().unwrap().len(), 1, "spss lists one");
-    let found = search(&format!("{}&limit=1", traceql("{ }"))).await;
+    let found = search(&format!("{}&limit=1&{range}", traceql("{ }"))).await;
     assert_eq!(ids(&found), [OTHER.trim_start_matches('0')], "the newest");
     // The same as the native API finds.
     let (_, native) = get_json(&query_url(&server, "/api/v1/search?service=cart&attr.http.method=GET")).await;
     assert_eq!(native["traces"][0]["traceId"], CHECKOUT);
+
+    // A query that would read every trace needs a time range.
+    let (status, message) = text(tempo(&format!("/api/search?{}", traceql(r#"{ name != "x" }"#)))).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("give start and end to search a time range"), "{message}");
+    let found = search(&format!("{}&{range}", traceql(r#"{ name != "x" }"#))).await;
+    assert_eq!(ids(&found).len(), 2);
 
     let (status, message) = text(tempo(&format!("/api/search?{}", traceql("{ name = }")))).await;
     assert_eq!(status, 400);
