@@ -164,6 +164,22 @@ pub struct Plan {
     pub trace_ids: Vec<String>,
     pub other_trace_ids: Vec<String>,
     pub searches: Vec<PlannedSearch>,
+    pub traceql: Vec<PlannedTraceql>,
+}
+
+/// A TraceQL search through Tempo's API and the answer it must get.
+#[derive(Clone, Debug)]
+pub struct PlannedTraceql {
+    pub kind: QueryKind,
+    /// The query.
+    pub query: String,
+    /// `/api/search?q=…&limit=…`.
+    pub path: String,
+    /// Traces of the workload that match.
+    pub matching: u64,
+    /// Trace IDs as Tempo writes them (hex without leading zeros) of the newest `limit` matches,
+    /// in order.
+    pub newest: Vec<String>,
 }
 
 /// Which traces the trace-by-ID queries fetch: two independent samples of trace indices.
@@ -263,8 +279,10 @@ pub fn searches(source: &TraceSource, anchor: u64) -> anyhow::Result<Vec<(QueryK
 
 /// What one pass over the workload found.
 struct Tally {
+    /// Per search, then per TraceQL query.
     matching: Vec<u64>,
-    /// Per search, `(start, trace id)` of candidates for the newest; trimmed now and then.
+    /// Per search, then per TraceQL query, `(start, trace id)` of candidates for the newest;
+    /// trimmed now and then.
     newest: Vec<Vec<(u64, u128)>>,
     services: BTreeSet<usize>,
     operations: BTreeSet<String>,
@@ -298,15 +316,44 @@ impl Tally {
     }
 }
 
-/// Regenerates every trace on `threads` threads and counts what each search must find.
-fn tally(source: &TraceSource, specs: &[SearchSpec], limit: usize, anchor_service: usize, threads: usize) -> Tally {
+/// The spans of a generated trace as the server stores them.
+fn model_spans(source: &TraceSource, spans: &[(usize, Span)]) -> Vec<sextant_model::Span> {
+    use prost::Message;
+    use sextant_codec::proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use sextant_codec::proto::tonic::resource::v1::Resource;
+    use sextant_codec::proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    let resource_spans = spans
+        .iter()
+        .map(|(service, span)| ResourceSpans {
+            resource: Some(Resource {
+                attributes: source.resource_attributes(*service).to_vec(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { scope: None, spans: vec![span.clone()], schema_url: String::new() }],
+            schema_url: String::new(),
+        })
+        .collect();
+    let bytes = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
+    sextant_codec::decode_spans(&bytes).expect("the workload's spans decode")
+}
+
+/// Regenerates every trace on `threads` threads and counts what each search and each TraceQL
+/// query must find.
+fn tally(
+    source: &TraceSource,
+    specs: &[SearchSpec],
+    traceql: &[sextant_traceql::Compiled],
+    limit: usize,
+    anchor_service: usize,
+    threads: usize,
+) -> Tally {
     let next = AtomicU64::new(0);
     let total = source.params.num_traces;
     let parts: Vec<Tally> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| {
-                    let mut t = Tally::new(specs.len());
+                    let mut t = Tally::new(specs.len() + traceql.len());
                     loop {
                         let first = next.fetch_add(CHUNK_TRACES, Ordering::Relaxed);
                         if first >= total {
@@ -324,8 +371,15 @@ fn tally(source: &TraceSource, specs: &[SearchSpec], limit: usize, anchor_servic
                                     t.operations.insert(span.name.clone());
                                 }
                             }
-                            for (k, spec) in specs.iter().enumerate() {
-                                if spec.trace_matches(source, &spans, start, end) {
+                            let stored = (!traceql.is_empty()).then(|| model_spans(source, &spans));
+                            let matches = specs
+                                .iter()
+                                .map(|spec| spec.trace_matches(source, &spans, start, end))
+                                .chain(traceql.iter().map(|query| {
+                                    query.matches(stored.as_deref().unwrap_or_default()).unwrap_or(false)
+                                }));
+                            for (k, matched) in matches.enumerate() {
+                                if matched {
                                     t.matching[k] += 1;
                                     t.newest[k].push((start, id));
                                     if t.newest[k].len() >= 4 * limit.max(16) {
@@ -340,7 +394,7 @@ fn tally(source: &TraceSource, specs: &[SearchSpec], limit: usize, anchor_servic
             .collect();
         workers.into_iter().map(|w| w.join().expect("a thread of the expected-answer pass panicked")).collect()
     });
-    parts.into_iter().fold(Tally::new(specs.len()), |all, part| all.merge(part, limit))
+    parts.into_iter().fold(Tally::new(specs.len() + traceql.len()), |all, part| all.merge(part, limit))
 }
 
 /// The hex trace ID of trace `index`.
@@ -353,17 +407,39 @@ pub fn plan(source: &TraceSource, samples: &Samples, limit: u64, threads: usize)
     let anchor_service = source.trace(samples.anchor())[0].0;
     let kinds_and_specs = searches(source, samples.anchor())?;
     let specs: Vec<SearchSpec> = kinds_and_specs.iter().map(|(_, spec)| spec.clone()).collect();
-    let tally = tally(source, &specs, limit as usize, anchor_service, threads);
+    let traceql_queries = traceql_queries(source, samples.anchor())?;
+    let compiled = traceql_queries
+        .iter()
+        .map(|(_, text)| {
+            let query = sextant_traceql::parse(text).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+            sextant_traceql::Compiled::new(&query).map_err(|e| anyhow::anyhow!("{text}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tally = tally(source, &specs, &compiled, limit as usize, anchor_service, threads);
+    let mut matching = tally.matching.into_iter();
+    let mut newest = tally.newest.into_iter();
     let searches = kinds_and_specs
         .into_iter()
-        .zip(tally.matching)
-        .zip(tally.newest)
+        .zip(matching.by_ref())
+        .zip(newest.by_ref())
         .map(|(((kind, spec), matching), newest)| PlannedSearch {
             kind,
             path: spec.path(source, limit),
             spec,
             matching,
             newest: newest.into_iter().map(|(_, id)| format!("{id:032x}")).collect(),
+        })
+        .collect();
+    let traceql = traceql_queries
+        .into_iter()
+        .zip(matching)
+        .zip(newest)
+        .map(|(((kind, query), matching), newest)| PlannedTraceql {
+            kind,
+            path: format!("/api/search?q={}&limit={limit}", encode(&query)),
+            query,
+            matching,
+            newest: newest.into_iter().map(|(_, id)| format!("{id:x}")).collect(),
         })
         .collect();
     Ok(Plan {
@@ -373,7 +449,37 @@ pub fn plan(source: &TraceSource, samples: &Samples, limit: u64, threads: usize)
         trace_ids: samples.trace_ids.iter().map(|&i| trace_id_hex(source, i)).collect(),
         other_trace_ids: samples.other_trace_ids.iter().map(|&i| trace_id_hex(source, i)).collect(),
         searches,
+        traceql,
     })
+}
+
+/// A TraceQL string literal.
+fn traceql_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The TraceQL set, its parameters taken from the anchor trace as for the searches: its root's
+/// service (and how many of its spans that service has), its last span's name, duration and
+/// first attribute.
+pub fn traceql_queries(source: &TraceSource, anchor: u64) -> anyhow::Result<Vec<(QueryKind, String)>> {
+    let spans = source.trace(anchor);
+    let service = traceql_string(&source.service_name(spans[0].0));
+    let (_, last) = spans.last().expect("traces have spans");
+    let name = traceql_string(&last.name);
+    let literal = match last.attributes.iter().find_map(|kv| kv.value.as_ref()?.value.as_ref().map(|v| (kv, v))) {
+        Some((kv, any_value::Value::StringValue(s))) => (kv.key.clone(), traceql_string(s)),
+        Some((kv, any_value::Value::IntValue(i))) => (kv.key.clone(), i.to_string()),
+        _ => bail!("the anchor's last span has no string or integer attribute"),
+    };
+    let duration = last.end_time_unix_nano - last.start_time_unix_nano;
+    let root_service_spans = spans.iter().filter(|(s, _)| *s == spans[0].0).count();
+    Ok(vec![
+        (QueryKind::TraceqlService, format!("{{ resource.service.name = {service} }}")),
+        (QueryKind::TraceqlAttribute, format!("{{ span.{} = {} }}", literal.0, literal.1)),
+        (QueryKind::TraceqlNameDuration, format!("{{ name = {name} && duration >= {}ns }}", duration / 2)),
+        (QueryKind::TraceqlStructural, format!("{{ resource.service.name = {service} }} >> {{ name = {name} }}")),
+        (QueryKind::TraceqlCount, format!("{{ resource.service.name = {service} }} | count() >= {root_service_spans}")),
+    ])
 }
 
 // ---- checking answers ----
@@ -465,6 +571,34 @@ fn check_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
         return Err(format!("trace {} has spanCount {}, expected {SPANS_PER_TRACE}", t["traceId"], t["spanCount"]));
     }
     Ok(ids.len() as u64)
+}
+
+/// `{"traces": [...]}` from Tempo's search holding exactly the expected traces, in order.
+fn check_tempo_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
+    let value = json_of(answer)?;
+    let ids = strings_at(&value, "traces", Some("traceID"))?;
+    if ids.len() != expected.len() || ids.iter().zip(expected).any(|(got, want)| !got.eq_ignore_ascii_case(want)) {
+        let first = ids.iter().zip(expected).position(|(got, want)| !got.eq_ignore_ascii_case(want));
+        return Err(format!(
+            "{} traces, expected {}{}",
+            ids.len(),
+            expected.len(),
+            first.map(|i| format!("; first difference at position {i}")).unwrap_or_default()
+        ));
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Runs the TraceQL set against Tempo's API.
+async fn run_traceql(client: &mut HttpClient, plan: &Plan, repetitions: u64) -> anyhow::Result<Vec<QueryResult>> {
+    let mut results = Vec::new();
+    for query in &plan.traceql {
+        let paths = vec![query.path.clone(); repetitions as usize];
+        let timed = time_requests(client, &paths, |_, a| check_tempo_search(a, &query.newest)).await?;
+        let last = timed.results.last().copied().unwrap_or(0);
+        results.push(result_of(query.kind, &query.path, timed, last, Some(query.matching)));
+    }
+    Ok(results)
 }
 
 // ---- timing ----
@@ -718,7 +852,10 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
     let cpu_before = loaded.as_ref().map(|l| l.server.cpu_seconds()).transpose()?;
     eprintln!("querying {address}…");
     let started = Instant::now();
-    let queries = run_queries(&mut client, &plan, args.repetitions).await?;
+    let mut queries = run_queries(&mut client, &plan, args.repetitions).await?;
+    if let Some(tempo) = loaded.as_ref().map(|l| l.server.tempo_address) {
+        queries.extend(run_traceql(&mut HttpClient::new(tempo, QUERY_TIMEOUT), &plan, args.repetitions).await?);
+    }
     let seconds = started.elapsed().as_secs_f64();
     let data_after = data_summary(&mut client, queried).await?;
     let (server, load) = match loaded {
@@ -889,6 +1026,29 @@ mod tests {
         assert!(service_matches.contains(&by_kind(QueryKind::SearchService)), "{seen_sizes:?}");
         assert!(duration_matches.contains(&by_kind(QueryKind::SearchDuration)), "{seen_sizes:?}");
         assert!(by_kind(QueryKind::SearchAll) <= by_kind(QueryKind::SearchAttribute));
+
+        // TraceQL: the same evaluator on the spans as the server decodes them from the requests.
+        assert_eq!(plan.traceql.len(), 5);
+        for planned in &plan.traceql {
+            let compiled = sextant_traceql::Compiled::new(&sextant_traceql::parse(&planned.query).unwrap()).unwrap();
+            let mut matching: Vec<(u64, TraceId)> = traces
+                .iter()
+                .filter(|(_, spans)| compiled.matches(spans).unwrap())
+                .map(|(id, spans)| (spans.iter().map(|s| s.start_unix_nanos).min().unwrap(), *id))
+                .collect();
+            matching.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            assert_eq!(planned.matching, matching.len() as u64, "{}", planned.query);
+            assert!(planned.matching >= 1, "the anchor matches {}", planned.query);
+            let newest: Vec<String> = matching
+                .iter()
+                .take(limit as usize)
+                .map(|(_, id)| id.to_hex().trim_start_matches('0').to_string())
+                .collect();
+            assert_eq!(planned.newest, newest, "{}", planned.query);
+            assert!(
+                planned.path.starts_with("/api/search?q=%7B%20") && planned.path.ends_with(&format!("&limit={limit}"))
+            );
+        }
     }
 
     #[test]

@@ -296,6 +296,12 @@ pub enum QueryKind {
     SearchTimestamp,
     SearchAttribute,
     SearchAll,
+    /// TraceQL through Tempo's `/api/search` (no published figure or target).
+    TraceqlService,
+    TraceqlAttribute,
+    TraceqlNameDuration,
+    TraceqlStructural,
+    TraceqlCount,
 }
 
 /// A target of DESIGN.md: the given quantile of the latency at most `ms`.
@@ -322,7 +328,7 @@ const SEARCH_TARGET: Target = Target { quantile: "p50", ms: 20.0 };
 const ATTRIBUTE_SEARCH_TARGET: Target = Target { quantile: "p50", ms: 50.0 };
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 10] = [
+    pub const ALL: [QueryKind; 15] = [
         QueryKind::Services,
         QueryKind::Operations,
         QueryKind::TraceById,
@@ -333,6 +339,11 @@ impl QueryKind {
         QueryKind::SearchTimestamp,
         QueryKind::SearchAttribute,
         QueryKind::SearchAll,
+        QueryKind::TraceqlService,
+        QueryKind::TraceqlAttribute,
+        QueryKind::TraceqlNameDuration,
+        QueryKind::TraceqlStructural,
+        QueryKind::TraceqlCount,
     ];
 
     pub fn title(self) -> &'static str {
@@ -347,6 +358,11 @@ impl QueryKind {
             QueryKind::SearchTimestamp => "search by timestamp range",
             QueryKind::SearchAttribute => "search by attribute",
             QueryKind::SearchAll => "search by all filters",
+            QueryKind::TraceqlService => "TraceQL: service",
+            QueryKind::TraceqlAttribute => "TraceQL: attribute",
+            QueryKind::TraceqlNameDuration => "TraceQL: name && duration",
+            QueryKind::TraceqlStructural => "TraceQL: structural >>",
+            QueryKind::TraceqlCount => "TraceQL: | count()",
         }
     }
 
@@ -379,6 +395,11 @@ impl QueryKind {
             QueryKind::SearchTimestamp => r(47.0, Some(30.0), Some(SEARCH_TARGET)),
             QueryKind::SearchAttribute => r(1769.0, Some(3212.0), Some(ATTRIBUTE_SEARCH_TARGET)),
             QueryKind::SearchAll => r(139.0, Some(13.0), Some(SEARCH_TARGET)),
+            QueryKind::TraceqlService
+            | QueryKind::TraceqlAttribute
+            | QueryKind::TraceqlNameDuration
+            | QueryKind::TraceqlStructural
+            | QueryKind::TraceqlCount => Reference::default(),
         }
     }
 }

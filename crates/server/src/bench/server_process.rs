@@ -56,6 +56,7 @@ pub struct ServerProcess {
     pub log_path: PathBuf,
     pub grpc_address: SocketAddr,
     pub query_address: SocketAddr,
+    pub tempo_address: SocketAddr,
 }
 
 /// Ports free right now on 127.0.0.1 (bound together, then released).
@@ -98,6 +99,7 @@ impl ServerProcess {
             log_path: log_path.to_path_buf(),
             grpc_address: addresses[0],
             query_address: addresses[3],
+            tempo_address: addresses[4],
         })
     }
 

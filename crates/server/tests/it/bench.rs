@@ -109,7 +109,12 @@ fn bench_query_answers_every_query_of_the_set() {
             "search_duration",
             "search_timestamp",
             "search_attribute",
-            "search_all"
+            "search_all",
+            "traceql_service",
+            "traceql_attribute",
+            "traceql_name_duration",
+            "traceql_structural",
+            "traceql_count"
         ]
     );
     for query in queries {
@@ -119,7 +124,7 @@ fn bench_query_answers_every_query_of_the_set() {
         assert!(query["p99_ms"].as_f64().unwrap() >= query["p50_ms"].as_f64().unwrap(), "{name}");
         let expected_samples = if name.starts_with("trace_by_id") { 20 } else { 2 };
         assert_eq!(query["samples"], expected_samples, "{name}");
-        if name.starts_with("search") {
+        if name.starts_with("search") || name.starts_with("traceql") {
             let results = query["results"].as_u64().unwrap();
             let matching = query["matching_traces"].as_u64().unwrap();
             assert!(results >= 1, "{name} returned no trace: {query:#}");
