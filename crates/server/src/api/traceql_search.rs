@@ -2,9 +2,10 @@
 //!
 //! The query is parsed and compiled once ([`sextant_traceql`]). One span condition every
 //! result needs ([`sextant_traceql::conditions`]; the most selective kind: an attribute, then
-//! the span name, the service, an error status, a duration bound) narrows the engine's search
-//! to candidate traces, newest first; each candidate is fetched whole and the query evaluated
-//! on it, until `limit` traces match or [`MAX_INSPECTED_TRACES`] candidates have been read
+//! the span name, a duration bound, the service, an error status) narrows the engine's search
+//! to candidate traces, newest first; conditions on the service and on errors are checked on
+//! each candidate's summary; the remaining candidates are fetched whole and the query evaluated
+//! on them, until `limit` traces match or [`MAX_INSPECTED_TRACES`] candidates have been read
 //! (then the answer holds the matches found so far, as a Tempo search that hits its limits).
 //! A query with no such condition is refused unless it gives a time range.
 //! Conditions are not yet evaluated inside the block scan itself.
@@ -15,7 +16,7 @@ use axum::http::StatusCode;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sextant_model::Span;
-use sextant_storage::search::{AttributeFilter, Cursor, DurationScope, SearchQuery};
+use sextant_storage::search::{AttributeFilter, Cursor, DurationScope, SearchQuery, TraceSummary};
 use sextant_traceql::ast::{ComparisonOp, Status};
 use sextant_traceql::eval::Value as TqlValue;
 use sextant_traceql::pushdown::{AttributeValue, Condition};
@@ -44,7 +45,8 @@ pub async fn tempo_search(
 ) -> Result<Value, TempoError> {
     let query = sextant_traceql::parse(q).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
     let compiled = Arc::new(Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?);
-    let mut candidates = candidate_query(&sextant_traceql::conditions(&query).conditions);
+    let conditions = sextant_traceql::conditions(&query).conditions;
+    let mut candidates = candidate_query(&conditions);
     if candidates == SearchQuery::default() && (bounds.start_unix_nanos.is_none() || bounds.end_unix_nanos.is_none()) {
         return Err(invalid(format!(
             "TraceQL query {query} has no condition every match needs that narrows the search (a service, span \
@@ -63,7 +65,11 @@ pub async fn tempo_search(
         candidates.cursor = cursor.take();
         let page = state.engine.search(&candidates).await?;
         let engine = state.engine.clone();
-        let mut evaluated = futures::stream::iter(page.traces.clone())
+        // Conditions a trace's summary can decide are checked before fetching it.
+        let worth_fetching: Vec<TraceSummary> =
+            page.traces.iter().filter(|summary| summary_may_match(&conditions, summary)).cloned().collect();
+        inspected += page.traces.len() - worth_fetching.len();
+        let mut evaluated = futures::stream::iter(worth_fetching)
             .map(|summary| {
                 let (engine, compiled) = (engine.clone(), compiled.clone());
                 async move {
@@ -94,13 +100,19 @@ pub async fn tempo_search(
     Ok(search_response(results, inspected))
 }
 
+/// Whether a trace with this summary may satisfy every condition: a condition on the service
+/// needs the service among the trace's, one on error status an error span; the others need the
+/// spans.
+fn summary_may_match(conditions: &[Condition], summary: &TraceSummary) -> bool {
+    conditions.iter().all(|condition| match condition {
+        Condition::ServiceName(service) => summary.services.iter().any(|s| s == service),
+        Condition::Status(Status::Error) => summary.error_count > 0,
+        _ => true,
+    })
+}
+
 /// One trace's answer: its span sets, the first also as `spanSet`.
-fn result_with_sets(
-    summary: &sextant_storage::search::TraceSummary,
-    spans: &[Span],
-    sets: &[Spanset],
-    spans_per_set: usize,
-) -> Value {
+fn result_with_sets(summary: &TraceSummary, spans: &[Span], sets: &[Spanset], spans_per_set: usize) -> Value {
     let first: Vec<&Span> = sets[0].spans.iter().map(|&i| &spans[i]).collect();
     let mut result = trace_result(summary, &first, spans_per_set);
     let all: Vec<Value> = sets.iter().map(|set| span_set_json(set, spans, spans_per_set)).collect();
@@ -163,15 +175,16 @@ fn otlp_value(value: &TqlValue<'_>) -> Option<Value> {
 
 /// The engine search for candidates: the one condition most likely to narrow them, since the
 /// engine's span conditions must all hold on one span while the query's may hold on different
-/// ones.
+/// ones. Service and error conditions rank last: a trace's summary decides them anyway
+/// ([`summary_may_match`]) before the trace is fetched.
 fn candidate_query(conditions: &[Condition]) -> SearchQuery {
     let rank = |condition: &Condition| match condition {
         Condition::Attribute { value: AttributeValue::Float(_), .. } => None,
         Condition::Attribute { .. } => Some(0),
         Condition::SpanName(_) => Some(1),
-        Condition::ServiceName(_) => Some(2),
-        Condition::Status(Status::Error) => Some(3),
-        Condition::Duration { .. } => Some(4),
+        Condition::Duration { .. } => Some(2),
+        Condition::ServiceName(_) => Some(3),
+        Condition::Status(Status::Error) => Some(4),
         Condition::Status(_) | Condition::Kind(_) => None,
     };
     let mut query = SearchQuery::default();
@@ -228,5 +241,27 @@ mod tests {
         // Nothing every result needs: all traces of the range are candidates.
         assert_eq!(candidates(r#"{ name = "a" } || { name = "b" }"#), SearchQuery::default());
         assert_eq!(candidates("{ .x = 1.5 }"), SearchQuery::default(), "a float may equal an integer attribute");
+        let q = candidates(r#"{ resource.service.name = "a" && duration > 1s }"#);
+        assert_eq!((q.service, q.min_duration_nanos), (None, Some(1_000_000_001)), "the service is left to summaries");
+    }
+
+    #[test]
+    fn summaries_decide_service_and_error_conditions() {
+        let query =
+            sextant_traceql::parse(r#"{ resource.service.name = "db" } >> { status = error && name = "x" }"#).unwrap();
+        let conditions = sextant_traceql::conditions(&query).conditions;
+        let summary = |services: &[&str], errors: usize| TraceSummary {
+            trace_id: sextant_model::TraceId([1; 16]),
+            root_service: services[0].to_string(),
+            root_name: "r".into(),
+            start_unix_nanos: 1,
+            duration_nanos: 1,
+            span_count: 3,
+            error_count: errors,
+            services: services.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(summary_may_match(&conditions, &summary(&["api", "db"], 1)));
+        assert!(!summary_may_match(&conditions, &summary(&["api", "cache"], 1)), "no span of db");
+        assert!(!summary_may_match(&conditions, &summary(&["api", "db"], 0)), "no error span");
     }
 }
