@@ -27,8 +27,10 @@ use super::tempo::{Bounds, TempoError, search_response, trace_result};
 
 /// Candidate traces read at most by one search.
 pub const MAX_INSPECTED_TRACES: usize = 10_000;
-/// Candidates asked of the engine at a time.
-const PAGE_TRACES: usize = 200;
+/// Candidates asked of the engine at most at a time. The first page asks for as many as the
+/// answer needs (every candidate may match), each next one four times more: a selective
+/// condition is not made to find hundreds of candidates it does not need.
+const MAX_PAGE_TRACES: usize = 200;
 /// Candidate traces fetched at once.
 const FETCH_CONCURRENCY: usize = 4;
 
@@ -56,7 +58,7 @@ pub async fn tempo_search(
     }
     candidates.start_unix_nanos = bounds.start_unix_nanos;
     candidates.end_unix_nanos = bounds.end_unix_nanos;
-    candidates.limit = PAGE_TRACES;
+    candidates.limit = bounds.limit.clamp(1, MAX_PAGE_TRACES);
 
     let mut results = Vec::new();
     let mut inspected = 0;
@@ -96,6 +98,7 @@ pub async fn tempo_search(
             Some(next) => cursor = Some(next),
             None => break,
         }
+        candidates.limit = (candidates.limit * 4).min(MAX_PAGE_TRACES);
     }
     Ok(search_response(results, inspected))
 }
