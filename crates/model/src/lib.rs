@@ -161,6 +161,15 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
+    pub const ALL: [SpanKind; 6] = [
+        SpanKind::Unspecified,
+        SpanKind::Internal,
+        SpanKind::Server,
+        SpanKind::Client,
+        SpanKind::Producer,
+        SpanKind::Consumer,
+    ];
+
     /// Maps an OTLP enum number; unknown numbers become `Unspecified`.
     pub fn from_i32(value: i32) -> SpanKind {
         match value {
@@ -185,7 +194,7 @@ impl SpanKind {
         }
     }
 
-    /// The lowercase short name used by query APIs (`server`, `client`, …).
+    /// The lowercase short name used by query APIs and TraceQL (`server`, `client`, …).
     pub fn short_name(self) -> &'static str {
         match self {
             SpanKind::Unspecified => "unspecified",

@@ -414,38 +414,8 @@ impl Status {
     }
 }
 
-/// Span kind values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SpanKind {
-    Unspecified,
-    Internal,
-    Server,
-    Client,
-    Producer,
-    Consumer,
-}
-
-impl SpanKind {
-    pub const ALL: [SpanKind; 6] = [
-        SpanKind::Unspecified,
-        SpanKind::Internal,
-        SpanKind::Server,
-        SpanKind::Client,
-        SpanKind::Producer,
-        SpanKind::Consumer,
-    ];
-
-    pub fn keyword(self) -> &'static str {
-        match self {
-            SpanKind::Unspecified => "unspecified",
-            SpanKind::Internal => "internal",
-            SpanKind::Server => "server",
-            SpanKind::Client => "client",
-            SpanKind::Producer => "producer",
-            SpanKind::Consumer => "consumer",
-        }
-    }
-}
+/// Span kind values: the model's ([`SpanKind::short_name`] is the TraceQL keyword).
+pub use sextant_model::SpanKind;
 
 /// Where an attribute is looked up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

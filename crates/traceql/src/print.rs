@@ -237,7 +237,7 @@ impl fmt::Display for Literal {
             Literal::Bool(b) => write!(f, "{b}"),
             Literal::Nil => f.write_str("nil"),
             Literal::Status(status) => f.write_str(status.keyword()),
-            Literal::Kind(kind) => f.write_str(kind.keyword()),
+            Literal::Kind(kind) => f.write_str(kind.short_name()),
         }
     }
 }

@@ -126,7 +126,7 @@ impl Condition {
                 };
                 span.status_code == code
             }
-            Condition::Kind(kind) => span.kind.short_name() == kind.keyword(),
+            Condition::Kind(kind) => span.kind == *kind,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod jaeger;
 pub mod jaeger_v3;
 pub mod native;
 pub mod params;
+pub mod plain;
 pub mod tempo;
 pub mod traceql_search;
 pub mod zipkin;

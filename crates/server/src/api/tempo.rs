@@ -23,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
@@ -35,6 +35,7 @@ use sextant_storage::search::{AttributeFilter, DurationScope, MAX_SEARCH_LIMIT, 
 
 use super::ApiState;
 use super::params::parse_go_duration;
+use super::plain::{Params, PlainError, number, param};
 
 const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_SPANS_PER_SPAN_SET: usize = 3;
@@ -83,46 +84,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// A Tempo API error: a status and a plain-text message.
-#[derive(Debug)]
-pub struct TempoError(StatusCode, String);
-
-impl TempoError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> TempoError {
-        TempoError(status, message.into())
-    }
-}
-
-impl IntoResponse for TempoError {
-    fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
-    }
-}
-
-impl From<sextant_storage::engine::EngineError> for TempoError {
-    fn from(error: sextant_storage::engine::EngineError) -> Self {
-        TempoError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-    }
-}
-
-fn bad_request(message: impl Into<String>) -> TempoError {
-    TempoError(StatusCode::BAD_REQUEST, message.into())
-}
-
-type Params = Query<Vec<(String, String)>>;
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().rev().find(|(key, value)| key == name && !value.is_empty()).map(|(_, value)| value.as_str())
-}
-
-fn count(params: &[(String, String)], name: &str) -> Result<Option<u64>, TempoError> {
-    param(params, name)
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| bad_request(format!("invalid {name} {text:?}: expected a whole number")))
-        })
-        .transpose()
-}
-
 async fn buildinfo() -> Response {
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -141,15 +102,17 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/protobuf"))
 }
 
-async fn trace_spans(state: &ApiState, trace_id: &str) -> Result<Vec<Span>, TempoError> {
+async fn trace_spans(state: &ApiState, trace_id: &str) -> Result<Vec<Span>, PlainError> {
     let text = trace_id.trim();
     if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad_request(format!("invalid trace id {trace_id:?}: expected up to 32 hexadecimal digits")));
+        return Err(PlainError::bad_request(format!(
+            "invalid trace id {trace_id:?}: expected up to 32 hexadecimal digits"
+        )));
     }
-    let id = TraceId::parse_hex(&format!("{text:0>32}")).map_err(|e| bad_request(e.to_string()))?;
+    let id = TraceId::parse_hex(&format!("{text:0>32}")).map_err(|e| PlainError::bad_request(e.to_string()))?;
     let spans = state.engine.trace(id).await?;
     if spans.is_empty() {
-        return Err(TempoError(StatusCode::NOT_FOUND, "trace not found".to_string()));
+        return Err(PlainError::not_found("trace not found"));
     }
     Ok(spans)
 }
@@ -168,7 +131,7 @@ async fn trace_v1(
     State(state): State<Arc<ApiState>>,
     Path(trace_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, TempoError> {
+) -> Result<Response, PlainError> {
     let spans = trace_spans(&state, &trace_id).await?;
     if wants_protobuf(&headers) {
         return Ok(protobuf_response(trace_protobuf(&spans)));
@@ -182,7 +145,7 @@ async fn trace_v2(
     State(state): State<Arc<ApiState>>,
     Path(trace_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, TempoError> {
+) -> Result<Response, PlainError> {
     let spans = trace_spans(&state, &trace_id).await?;
     if wants_protobuf(&headers) {
         // TraceByIDResponse { Trace trace = 1; }: the trace as a length-delimited field 1.
@@ -236,25 +199,25 @@ struct SearchWindow {
     spans_per_set: usize,
 }
 
-fn search_window(params: &[(String, String)]) -> Result<SearchWindow, TempoError> {
-    let limit = count(params, "limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
+fn search_window(params: &[(String, String)]) -> Result<SearchWindow, PlainError> {
+    let limit = number(params, "limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(bad_request(format!("invalid limit {limit}: expected 1 to {MAX_SEARCH_LIMIT}")));
+        return Err(PlainError::bad_request(format!("invalid limit {limit}: expected 1 to {MAX_SEARCH_LIMIT}")));
     }
-    let start = count(params, "start")?.map(|s| s.saturating_mul(NANOS_PER_SECOND));
+    let start = number(params, "start")?.map(|s| s.saturating_mul(NANOS_PER_SECOND));
     // `end` is a whole second: spans up to its last nanosecond count.
-    let end = count(params, "end")?.map(|s| s.saturating_mul(NANOS_PER_SECOND).saturating_add(NANOS_PER_SECOND - 1));
+    let end = number(params, "end")?.map(|s| s.saturating_mul(NANOS_PER_SECOND).saturating_add(NANOS_PER_SECOND - 1));
     if let (Some(start), Some(end)) = (start, end)
         && start > end
     {
-        return Err(bad_request("invalid start and end: start is after end"));
+        return Err(PlainError::bad_request("invalid start and end: start is after end"));
     }
-    let spans_per_set = count(params, "spss")?.map_or(DEFAULT_SPANS_PER_SPAN_SET, |n| n as usize);
+    let spans_per_set = number(params, "spss")?.map_or(DEFAULT_SPANS_PER_SPAN_SET, |n| n as usize);
     Ok(SearchWindow { start_unix_nanos: start, end_unix_nanos: end, limit, spans_per_set })
 }
 
 /// `tags=key=value key2="value 2"` (logfmt) and the duration bounds as a search.
-fn tags_query(params: &[(String, String)], window: &SearchWindow) -> Result<SearchQuery, TempoError> {
+fn tags_query(params: &[(String, String)], window: &SearchWindow) -> Result<SearchQuery, PlainError> {
     let mut query = SearchQuery {
         duration_scope: DurationScope::Trace,
         start_unix_nanos: window.start_unix_nanos,
@@ -274,18 +237,18 @@ fn tags_query(params: &[(String, String)], window: &SearchWindow) -> Result<Sear
     }
     if let Some(text) = param(params, "minDuration") {
         query.min_duration_nanos =
-            Some(parse_go_duration(text).map_err(|e| bad_request(format!("invalid minDuration: {e}")))?);
+            Some(parse_go_duration(text).map_err(|e| PlainError::bad_request(format!("invalid minDuration: {e}")))?);
     }
     if let Some(text) = param(params, "maxDuration") {
         query.max_duration_nanos =
-            Some(parse_go_duration(text).map_err(|e| bad_request(format!("invalid maxDuration: {e}")))?);
+            Some(parse_go_duration(text).map_err(|e| PlainError::bad_request(format!("invalid maxDuration: {e}")))?);
     }
     Ok(query)
 }
 
 /// Parses logfmt: `key=value` pairs separated by spaces; values may be double-quoted (with `\"`
 /// and `\\` escapes).
-fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, TempoError> {
+fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, PlainError> {
     let mut pairs = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -297,7 +260,7 @@ fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, TempoError> {
         }
         let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
         if chars.next() != Some('=') || key.is_empty() {
-            return Err(bad_request(format!("invalid tags {text:?}: expected key=value pairs (logfmt)")));
+            return Err(PlainError::bad_request(format!("invalid tags {text:?}: expected key=value pairs (logfmt)")));
         }
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
@@ -307,7 +270,7 @@ fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, TempoError> {
                     Some('"') => break,
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
-                    None => return Err(bad_request(format!("invalid tags {text:?}: unterminated quote"))),
+                    None => return Err(PlainError::bad_request(format!("invalid tags {text:?}: unterminated quote"))),
                 }
             }
         } else {
@@ -317,7 +280,7 @@ fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, TempoError> {
     }
 }
 
-async fn search(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, TempoError> {
+async fn search(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, PlainError> {
     let window = search_window(&params)?;
     if let Some(q) = param(&params, "q").filter(|q| q.trim() != "{}") {
         return super::traceql_search::tempo_search(&state, q, &window_bounds(&window), window.spans_per_set)
@@ -391,12 +354,12 @@ fn span_set(matched: &[&Span], spans_per_set: usize) -> Value {
 
 // ---- tags ----
 
-fn tag_query(params: &[(String, String)]) -> Result<TagQuery, TempoError> {
+fn tag_query(params: &[(String, String)]) -> Result<TagQuery, PlainError> {
     let mut query = TagQuery::default();
-    if let Some(start) = count(params, "start")? {
+    if let Some(start) = number(params, "start")? {
         query.start_unix_nanos = start.saturating_mul(NANOS_PER_SECOND);
     }
-    if let Some(end) = count(params, "end")? {
+    if let Some(end) = number(params, "end")? {
         query.end_unix_nanos = end.saturating_mul(NANOS_PER_SECOND).saturating_add(NANOS_PER_SECOND - 1);
     }
     Ok(query)
@@ -406,17 +369,19 @@ fn scope_named(name: &str) -> Option<TagScope> {
     TagScope::ALL.into_iter().find(|scope| scope.name() == name)
 }
 
-async fn tags_v1(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, TempoError> {
+async fn tags_v1(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, PlainError> {
     let names = state.engine.tag_names(&tag_query(&params)?).await?;
     let wanted: Vec<TagScope> = match param(&params, "scope") {
         None | Some("all") | Some("none") => vec![TagScope::Span, TagScope::Resource],
-        Some(name) => vec![scope_named(name).ok_or_else(|| bad_request(format!("invalid scope {name:?}")))?],
+        Some(name) => {
+            vec![scope_named(name).ok_or_else(|| PlainError::bad_request(format!("invalid scope {name:?}")))?]
+        }
     };
     let tags: BTreeSet<&String> = wanted.iter().filter_map(|scope| names.get(scope)).flatten().collect();
     Ok(axum::Json(json!({ "tagNames": tags })).into_response())
 }
 
-async fn tags_v2(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, TempoError> {
+async fn tags_v2(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Response, PlainError> {
     let names = state.engine.tag_names(&tag_query(&params)?).await?;
     let scope = param(&params, "scope").unwrap_or("all");
     let mut scopes = Vec::new();
@@ -432,7 +397,7 @@ async fn tags_v2(State(state): State<Arc<ApiState>>, Query(params): Params) -> R
         scopes.push(json!({ "name": "intrinsic", "tags": INTRINSICS }));
     }
     if scopes.is_empty() && !matches!(scope, "all" | "none" | "intrinsic") && scope_named(scope).is_none() {
-        return Err(bad_request(format!("invalid scope {scope:?}")));
+        return Err(PlainError::bad_request(format!("invalid scope {scope:?}")));
     }
     Ok(axum::Json(json!({ "scopes": scopes, "metrics": {} })).into_response())
 }
@@ -441,7 +406,7 @@ async fn tag_values_v1(
     State(state): State<Arc<ApiState>>,
     Path(tag): Path<String>,
     Query(params): Params,
-) -> Result<Response, TempoError> {
+) -> Result<Response, PlainError> {
     let values = state.engine.tag_values(None, &tag, &tag_query(&params)?).await?;
     let texts: Vec<String> = values.values.iter().map(ToString::to_string).collect();
     Ok(axum::Json(json!({ "tagValues": texts })).into_response())
@@ -463,7 +428,7 @@ async fn tag_values_v2(
     State(state): State<Arc<ApiState>>,
     Path(tag): Path<String>,
     Query(params): Params,
-) -> Result<Response, TempoError> {
+) -> Result<Response, PlainError> {
     let keyword = |text: &str| json!({ "type": "keyword", "value": text });
     let string = |text: &str| json!({ "type": "string", "value": text });
     let values: Vec<Value> = match tag.as_str() {

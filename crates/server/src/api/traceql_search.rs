@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sextant_model::Span;
@@ -23,7 +22,8 @@ use sextant_traceql::pushdown::{AttributeValue, Condition};
 use sextant_traceql::{Compiled, Spanset};
 
 use super::ApiState;
-use super::tempo::{Bounds, TempoError, search_response, trace_result};
+use super::plain::PlainError;
+use super::tempo::{Bounds, search_response, trace_result};
 
 /// Candidate traces read at most by one search.
 pub const MAX_INSPECTED_TRACES: usize = 10_000;
@@ -34,8 +34,8 @@ const MAX_PAGE_TRACES: usize = 200;
 /// Candidate traces fetched at once.
 const FETCH_CONCURRENCY: usize = 4;
 
-fn invalid(message: String) -> TempoError {
-    TempoError::new(StatusCode::BAD_REQUEST, message)
+fn invalid(message: String) -> PlainError {
+    PlainError::bad_request(message)
 }
 
 /// Runs TraceQL query `q` and answers as Tempo's `/api/search` does.
@@ -44,7 +44,7 @@ pub async fn tempo_search(
     q: &str,
     bounds: &Bounds,
     spans_per_set: usize,
-) -> Result<Value, TempoError> {
+) -> Result<Value, PlainError> {
     let query = sextant_traceql::parse(q).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
     let compiled = Arc::new(Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?);
     let conditions = sextant_traceql::conditions(&query).conditions;

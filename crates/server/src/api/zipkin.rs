@@ -25,8 +25,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
@@ -35,6 +33,7 @@ use sextant_storage::engine::{TagQuery, TagScope};
 use sextant_storage::search::{AttributeFilter, DurationScope, MAX_SEARCH_LIMIT, SearchQuery};
 
 use super::ApiState;
+use super::plain::{Params, PlainError, number, param};
 
 /// `limit` when the request has none (Zipkin's default).
 const DEFAULT_LIMIT: usize = 10;
@@ -56,40 +55,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// A Zipkin API error: a status and a plain-text message.
-#[derive(Debug)]
-struct ZipkinError(StatusCode, String);
-
-impl IntoResponse for ZipkinError {
-    fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
-    }
-}
-
-impl From<sextant_storage::engine::EngineError> for ZipkinError {
-    fn from(error: sextant_storage::engine::EngineError) -> Self {
-        ZipkinError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-    }
-}
-
-fn bad_request(message: impl Into<String>) -> ZipkinError {
-    ZipkinError(StatusCode::BAD_REQUEST, message.into())
-}
-
-type Params = Query<Vec<(String, String)>>;
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-}
-
-fn number(params: &[(String, String)], name: &str) -> Result<Option<u64>, ZipkinError> {
-    param(params, name)
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| bad_request(format!("{name} must be a non-negative integer, got {text:?}")))
-        })
-        .transpose()
-}
-
 async fn services(State(state): State<Arc<ApiState>>) -> Json<Vec<String>> {
     Json(state.engine.services())
 }
@@ -97,25 +62,25 @@ async fn services(State(state): State<Arc<ApiState>>) -> Json<Vec<String>> {
 async fn span_names(
     State(state): State<Arc<ApiState>>,
     Query(params): Params,
-) -> Result<Json<Vec<String>>, ZipkinError> {
-    let service = param(&params, "serviceName").ok_or_else(|| bad_request("serviceName is required"))?;
+) -> Result<Json<Vec<String>>, PlainError> {
+    let service = param(&params, "serviceName").ok_or_else(|| PlainError::bad_request("serviceName is required"))?;
     let mut names: Vec<String> =
         state.engine.operations(service).unwrap_or_default().into_iter().map(|(name, _)| name).collect();
     names.dedup();
     Ok(Json(names))
 }
 
-async fn trace(State(state): State<Arc<ApiState>>, Path(trace_id): Path<String>) -> Result<Json<Value>, ZipkinError> {
+async fn trace(State(state): State<Arc<ApiState>>, Path(trace_id): Path<String>) -> Result<Json<Value>, PlainError> {
     let id = parse_trace_id(&trace_id)?;
     let spans = state.engine.trace(id).await?;
     if spans.is_empty() {
-        return Err(ZipkinError(StatusCode::NOT_FOUND, format!("trace {trace_id} not found")));
+        return Err(PlainError::not_found(format!("trace {trace_id} not found")));
     }
     Ok(Json(sextant_codec::zipkin_json(&spans)))
 }
 
-async fn trace_many(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, ZipkinError> {
-    let list = param(&params, "traceIds").ok_or_else(|| bad_request("traceIds is required"))?;
+async fn trace_many(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, PlainError> {
+    let list = param(&params, "traceIds").ok_or_else(|| PlainError::bad_request("traceIds is required"))?;
     let ids = list
         .split(',')
         .map(str::trim)
@@ -132,7 +97,7 @@ async fn trace_many(State(state): State<Arc<ApiState>>, Query(params): Params) -
     Ok(Json(Value::Array(traces)))
 }
 
-async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, ZipkinError> {
+async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, PlainError> {
     let query = parse_traces_query(&params, now_unix_nanos())?;
     let found = state.engine.search(&query).await?;
     let mut traces = Vec::with_capacity(found.traces.len());
@@ -145,8 +110,8 @@ async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Re
     Ok(Json(Value::Array(traces)))
 }
 
-async fn dependencies(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, ZipkinError> {
-    let end_millis = number(&params, "endTs")?.ok_or_else(|| bad_request("endTs is required"))?;
+async fn dependencies(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, PlainError> {
+    let end_millis = number(&params, "endTs")?.ok_or_else(|| PlainError::bad_request("endTs is required"))?;
     let lookback_millis = number(&params, "lookback")?.unwrap_or(DEFAULT_LOOKBACK_MILLIS);
     let (from, to) = (
         end_millis.saturating_sub(lookback_millis).saturating_mul(NANOS_PER_MILLI),
@@ -174,7 +139,7 @@ fn recent_tags() -> TagQuery {
     }
 }
 
-async fn autocomplete_keys(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<String>>, ZipkinError> {
+async fn autocomplete_keys(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<String>>, PlainError> {
     let names = state.engine.tag_names(&recent_tags()).await?;
     let mut keys: Vec<String> = [TagScope::Span, TagScope::Resource]
         .iter()
@@ -191,22 +156,25 @@ async fn autocomplete_keys(State(state): State<Arc<ApiState>>) -> Result<Json<Ve
 async fn autocomplete_values(
     State(state): State<Arc<ApiState>>,
     Query(params): Params,
-) -> Result<Json<Vec<String>>, ZipkinError> {
-    let key = param(&params, "key").ok_or_else(|| bad_request("key is required"))?;
+) -> Result<Json<Vec<String>>, PlainError> {
+    let key = param(&params, "key").ok_or_else(|| PlainError::bad_request("key is required"))?;
     let values = state.engine.tag_values(None, key, &recent_tags()).await?;
     Ok(Json(values.values.iter().map(ToString::to_string).collect()))
 }
 
 /// Zipkin trace IDs are 16 or 32 hex digits; shorter ones are left-padded as Zipkin reads them.
-fn parse_trace_id(text: &str) -> Result<TraceId, ZipkinError> {
+fn parse_trace_id(text: &str) -> Result<TraceId, PlainError> {
     if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad_request(format!("invalid trace ID {text:?}: expected up to 32 hexadecimal digits")));
+        return Err(PlainError::bad_request(format!(
+            "invalid trace ID {text:?}: expected up to 32 hexadecimal digits"
+        )));
     }
-    TraceId::parse_hex(&format!("{text:0>32}")).map_err(|e| bad_request(format!("invalid trace ID {text:?}: {e}")))
+    TraceId::parse_hex(&format!("{text:0>32}"))
+        .map_err(|e| PlainError::bad_request(format!("invalid trace ID {text:?}: {e}")))
 }
 
 /// `GET /api/v2/traces` parameters as a search.
-fn parse_traces_query(params: &[(String, String)], now_nanos: u64) -> Result<SearchQuery, ZipkinError> {
+fn parse_traces_query(params: &[(String, String)], now_nanos: u64) -> Result<SearchQuery, PlainError> {
     let mut query = SearchQuery { duration_scope: DurationScope::Span, ..SearchQuery::default() };
     query.service = param(params, "serviceName").filter(|s| !s.is_empty()).map(str::to_string);
     // Zipkin's UI sends `spanName=all` for "any".
@@ -222,7 +190,7 @@ fn parse_traces_query(params: &[(String, String)], now_nanos: u64) -> Result<Sea
                 }
                 _ if term == "error" => query.errors_only = true,
                 _ => {
-                    return Err(bad_request(format!(
+                    return Err(PlainError::bad_request(format!(
                         "annotationQuery term {term:?}: only key=value terms and `error` are supported"
                     )));
                 }
@@ -237,7 +205,7 @@ fn parse_traces_query(params: &[(String, String)], now_nanos: u64) -> Result<Sea
     query.start_unix_nanos = Some(end_millis.saturating_sub(lookback_millis).saturating_mul(NANOS_PER_MILLI));
     let limit = number(params, "limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(bad_request(format!("limit must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}")));
+        return Err(PlainError::bad_request(format!("limit must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}")));
     }
     query.limit = limit;
     Ok(query)

@@ -553,12 +553,10 @@ fn check_trace(answer: &Answer, trace_id: &str) -> Result<u64, String> {
     Ok(1)
 }
 
-/// `{"traces": [...]}` holding exactly the expected traces, in order, each complete.
-fn check_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
-    let value = json_of(answer)?;
-    let ids = strings_at(&value, "traces", Some("traceId"))?;
-    if ids.len() != expected.len() || ids.iter().zip(expected).any(|(got, want)| !got.eq_ignore_ascii_case(want)) {
-        let first = ids.iter().zip(expected).position(|(got, want)| !got.eq_ignore_ascii_case(want));
+/// Exactly the expected trace IDs, in order.
+fn same_ids(ids: &[&str], expected: &[String]) -> Result<(), String> {
+    let first = ids.iter().zip(expected).position(|(got, want)| !got.eq_ignore_ascii_case(want));
+    if ids.len() != expected.len() || first.is_some() {
         return Err(format!(
             "{} traces, expected {}{}",
             ids.len(),
@@ -566,6 +564,14 @@ fn check_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
             first.map(|i| format!("; first difference at position {i}")).unwrap_or_default()
         ));
     }
+    Ok(())
+}
+
+/// `{"traces": [...]}` holding exactly the expected traces, in order, each complete.
+fn check_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
+    let value = json_of(answer)?;
+    let ids = strings_at(&value, "traces", Some("traceId"))?;
+    same_ids(&ids, expected)?;
     let traces = value["traces"].as_array().map_or(&[][..], Vec::as_slice);
     if let Some(t) = traces.iter().find(|t| t["spanCount"].as_u64() != Some(SPANS_PER_TRACE as u64)) {
         return Err(format!("trace {} has spanCount {}, expected {SPANS_PER_TRACE}", t["traceId"], t["spanCount"]));
@@ -577,15 +583,7 @@ fn check_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
 fn check_tempo_search(answer: &Answer, expected: &[String]) -> Result<u64, String> {
     let value = json_of(answer)?;
     let ids = strings_at(&value, "traces", Some("traceID"))?;
-    if ids.len() != expected.len() || ids.iter().zip(expected).any(|(got, want)| !got.eq_ignore_ascii_case(want)) {
-        let first = ids.iter().zip(expected).position(|(got, want)| !got.eq_ignore_ascii_case(want));
-        return Err(format!(
-            "{} traces, expected {}{}",
-            ids.len(),
-            expected.len(),
-            first.map(|i| format!("; first difference at position {i}")).unwrap_or_default()
-        ));
-    }
+    same_ids(&ids, expected)?;
     Ok(ids.len() as u64)
 }
 

@@ -15,9 +15,7 @@ use sextant_model::{Span, StatusCode, find_attribute};
 use super::EvalError;
 use super::tree::TraceCx;
 use super::value::{CmpOp, Value, arithmetic, compare, negate, regex_match};
-use crate::ast::{
-    ArithmeticOp, Attribute, AttributeScope, BinaryOp, FieldExpr, Intrinsic, Literal, SpanKind, Status, UnaryOp,
-};
+use crate::ast::{ArithmeticOp, Attribute, AttributeScope, BinaryOp, FieldExpr, Intrinsic, Literal, Status, UnaryOp};
 
 /// A compiled field expression.
 #[derive(Debug)]
@@ -357,7 +355,7 @@ impl<'t> At<'_, 't> {
                 StatusCode::Error => Status::Error,
             }),
             Intrinsic::StatusMessage => borrowed(&span.status_message),
-            Intrinsic::Kind => Value::Kind(kind(span.kind)),
+            Intrinsic::Kind => Value::Kind(span.kind),
             Intrinsic::ChildCount => Value::Int(i64::from(trace.tree().child_count[self.span])),
             Intrinsic::SpanId => Value::String(Cow::Owned(span.span_id.to_hex())),
             Intrinsic::ParentId => span.parent_span_id.map_or(Value::Nil, |id| Value::String(Cow::Owned(id.to_hex()))),
@@ -394,17 +392,6 @@ impl<'t> At<'_, 't> {
 
 fn nanos(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn kind(kind: sextant_model::SpanKind) -> SpanKind {
-    match kind {
-        sextant_model::SpanKind::Unspecified => SpanKind::Unspecified,
-        sextant_model::SpanKind::Internal => SpanKind::Internal,
-        sextant_model::SpanKind::Server => SpanKind::Server,
-        sextant_model::SpanKind::Client => SpanKind::Client,
-        sextant_model::SpanKind::Producer => SpanKind::Producer,
-        sextant_model::SpanKind::Consumer => SpanKind::Consumer,
-    }
 }
 
 /// The bindings to try for a span: each event (or none when the expression reads no event

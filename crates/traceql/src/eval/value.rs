@@ -125,7 +125,7 @@ impl fmt::Display for Value<'_> {
                 write!(f, "{literal}")
             }
             Value::Status(s) => f.write_str(s.keyword()),
-            Value::Kind(k) => f.write_str(k.keyword()),
+            Value::Kind(k) => f.write_str(k.short_name()),
             Value::Array(values) => {
                 f.write_str("[")?;
                 for (i, v) in values.iter().enumerate() {
