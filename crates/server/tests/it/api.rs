@@ -1,7 +1,6 @@
 //! The native query API on data sent over OTLP/HTTP JSON: search semantics, paging, trace
 //! assembly across head and blocks, duplicates, errors.
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -50,16 +49,7 @@ async fn send(server: &sextant_server::serve::Server, service: &str, spans: &[S<
         {"key": "service.name", "value": {"stringValue": service}},
         {"key": "cloud.region", "value": {"stringValue": "us-east-1"}}]},
         "scopeSpans": [{"scope": {"name": "api-test"}, "spans": spans}]}]});
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http_address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(text, "{}", "a full success has no partialSuccess");
+    post_otlp_json(server, &body).await;
 }
 
 async fn search(server: &sextant_server::serve::Server, query: &str) -> Vec<String> {

@@ -37,13 +37,7 @@ async fn send(server: &sextant_server::serve::Server, base: u64, traces: std::op
         resource_spans.push(json!({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": callee}}]},
             "scopeSpans": [{"scope": {"name": "cross"}, "spans": [span(0x200 + t, &format!("{root_id:016x}"), name, 1_000, error)]}]}));
     }
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http_address))
-        .json(&json!({"resourceSpans": resource_spans}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    post_otlp_json(server, &json!({"resourceSpans": resource_spans})).await;
 }
 
 async fn get(url: String) -> Value {

@@ -2,7 +2,6 @@
 //! source call it: the shapes and units of Jaeger's query service (`cmd/query/app/http_handler.go`,
 //! `query_parser.go`, `internal/uimodel`) on spans sent over OTLP/HTTP JSON.
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sextant_server::serve::Server;
 
@@ -40,15 +39,7 @@ fn service_spans(service: &str, spans: Vec<Value>) -> Value {
 }
 
 async fn post(server: &Server, resource_spans: Vec<Value>) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http_address))
-        .json(&json!({ "resourceSpans": resource_spans }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!((status, text.as_str()), (StatusCode::OK, "{}"), "every span accepted");
+    post_otlp_json(server, &json!({ "resourceSpans": resource_spans })).await;
 }
 
 /// GET on the query port with URL-encoded parameters.

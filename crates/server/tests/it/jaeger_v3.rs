@@ -30,13 +30,7 @@ async fn send(server: &sextant_server::serve::Server, base: u64) {
      "scopeSpans": [{"scope": {"name": "v3-test"}, "spans": [
         span(TRACE, "00f067aa0ba902b8", "00f067aa0ba902b7", "charge", 3, 10_000_000, 200_000_000, json!([])),
      ]}]}]});
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http_address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    post_otlp_json(server, &body).await;
 }
 
 fn span_ids(result: &Value) -> Vec<String> {

@@ -37,6 +37,20 @@ pub async fn grpc_client(
     sextant_codec::proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel)
 }
 
+/// Sends an OTLP/HTTP JSON body and checks that every span was accepted (`{}`: no partial
+/// success).
+pub async fn post_otlp_json(server: &Server, body: &Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", server.otlp_http_address))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!((status.as_u16(), text.as_str()), (200, "{}"), "every span accepted");
+}
+
 pub fn query_url(server: &Server, path: &str) -> String {
     format!("http://{}{}", server.query_address, path)
 }

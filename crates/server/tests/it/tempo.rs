@@ -31,13 +31,7 @@ async fn send(server: &sextant_server::serve::Server, base: u64) {
         resource("db", vec![span(CHECKOUT, "0000000000000003", "0000000000000002", "SELECT", 2_000, 150,
             json!([{"key": "db.rows", "value": {"intValue": "3"}}]), false)]),
     ]});
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http_address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    post_otlp_json(server, &body).await;
 }
 
 fn span_count(data: &TracesData) -> usize {
