@@ -13,6 +13,11 @@
 //!   snake_case names of earlier Jaeger releases (`query.service_name`, `query.num_traces`, …)
 //!   too. The spans of every trace found, in one `{"result": {"resourceSpans": [...]}}`.
 //!
+//! - `GET /api/v3/trace-summaries` with the same parameters → `{"summaries": [{"traceId",
+//!   "rootServiceName", "rootOperationName", "minStartTimeUnixNano", "maxEndTimeUnixNano",
+//!   "spanCount", "errorSpanCount", "orphanSpanCount", "services": [{"name", "spanCount",
+//!   "errorSpanCount"}]}]}`, newest first (an empty list when nothing matches).
+//!
 //! Errors: `{"error": {"httpCode", "message"}}` with that status; no trace found is a 404 with
 //! the message `No traces found`, as in Jaeger.
 
@@ -39,6 +44,7 @@ pub fn router() -> Router<Arc<ApiState>> {
         .route("/api/v3/operations", get(operations))
         .route("/api/v3/traces", get(find_traces))
         .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/trace-summaries", get(trace_summaries))
 }
 
 /// An api_v3 error: `{"error": {"httpCode", "message"}}`.
@@ -135,6 +141,47 @@ async fn find_traces(State(state): State<Arc<ApiState>>, Query(params): Params) 
         return Err(no_traces());
     }
     Ok(Json(result(&spans)))
+}
+
+async fn trace_summaries(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, V3Error> {
+    let query = parse_find_traces(&params)?;
+    let found = state.engine.search(&query).await?;
+    let mut summaries = Vec::with_capacity(found.traces.len());
+    for summary in &found.traces {
+        let spans = state.engine.trace(summary.trace_id).await?;
+        if !spans.is_empty() {
+            summaries.push(trace_summary(summary, &spans));
+        }
+    }
+    Ok(Json(json!({ "summaries": summaries })))
+}
+
+/// One trace's summary, with span and error counts per service and the spans whose parent is
+/// not in the trace.
+fn trace_summary(summary: &sextant_storage::search::TraceSummary, spans: &[Span]) -> Value {
+    let ids: std::collections::HashSet<sextant_model::SpanId> = spans.iter().map(|s| s.span_id).collect();
+    let orphans = spans.iter().filter(|s| s.parent_span_id.is_some_and(|parent| !ids.contains(&parent))).count();
+    let mut services: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    for span in spans {
+        let (count, errors) = services.entry(span.service_name()).or_default();
+        *count += 1;
+        *errors += usize::from(span.is_error());
+    }
+    let end = spans.iter().map(|s| s.end_unix_nanos).max().unwrap_or(summary.start_unix_nanos);
+    json!({
+        "traceId": summary.trace_id.to_hex(),
+        "rootServiceName": summary.root_service,
+        "rootOperationName": summary.root_name,
+        "minStartTimeUnixNano": summary.start_unix_nanos.to_string(),
+        "maxEndTimeUnixNano": end.to_string(),
+        "spanCount": spans.len(),
+        "errorSpanCount": spans.iter().filter(|s| s.is_error()).count(),
+        "orphanSpanCount": orphans,
+        "services": services
+            .into_iter()
+            .map(|(name, (count, errors))| json!({ "name": name, "spanCount": count, "errorSpanCount": errors }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// `{"result": <OTLP/JSON TracesData>}`, the grpc-gateway's wrapping of a streamed answer.

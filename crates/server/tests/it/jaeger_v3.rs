@@ -84,6 +84,23 @@ async fn api_v3_answers_as_jaeger_does() {
     let (_, found) = get_json(&find("query.serviceName=checkout&query.searchDepth=1")).await;
     assert_eq!(span_ids(&found), ["10f067aa0ba902b7"], "the newest trace");
 
+    // Summaries: newest first, counts per service.
+    let (status, summaries) =
+        get_json(&url(&format!("/api/v3/trace-summaries?{window}&query.serviceName=checkout"))).await;
+    assert_eq!(status, 200, "{summaries}");
+    let checkout = summaries["summaries"].as_array().unwrap().iter().find(|s| s["traceId"] == TRACE).unwrap().clone();
+    assert_eq!(summaries["summaries"][0]["traceId"], OTHER, "the newest first");
+    assert_eq!(
+        checkout,
+        json!({"traceId": TRACE, "rootServiceName": "checkout", "rootOperationName": "POST /checkout",
+               "minStartTimeUnixNano": base.to_string(), "maxEndTimeUnixNano": (base + 300_000_000).to_string(),
+               "spanCount": 2, "errorSpanCount": 0, "orphanSpanCount": 0,
+               "services": [{"name": "checkout", "spanCount": 1, "errorSpanCount": 0},
+                            {"name": "payment", "spanCount": 1, "errorSpanCount": 0}]})
+    );
+    let (_, none) = get_json(&url(&format!("/api/v3/trace-summaries?{window}&query.serviceName=nobody"))).await;
+    assert_eq!(none, json!({"summaries": []}));
+
     // Errors as Jaeger gives them.
     let (status, error) = get_json(&find("query.serviceName=payment&query.durationMin=1s")).await;
     assert_eq!((status, error), (404, json!({"error": {"httpCode": 404, "message": "No traces found"}})));
