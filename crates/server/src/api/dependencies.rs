@@ -9,15 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use sextant_model::{Span, SpanId, TraceId};
 use sextant_storage::engine::{Engine, EngineError};
 use sextant_storage::search::SearchQuery;
 
 /// The most traces a dependency answer reads (the newest in its window).
 pub const MAX_TRACES: usize = 1_000;
-/// Traces fetched at once.
-const FETCH_CONCURRENCY: usize = 4;
+/// Traces read at once (each block is read once for all of them).
+const FETCH_TRACES: usize = 100;
 
 /// Calls from one service to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,14 +39,10 @@ pub async fn recent_dependencies(engine: &Arc<Engine>, from: u64, to: u64) -> Re
     };
     let ids: Vec<TraceId> = engine.search(&query).await?.traces.iter().map(|t| t.trace_id).collect();
     let mut counter = DependencyCounter::default();
-    let mut traces = futures::stream::iter(ids)
-        .map(|id| {
-            let engine = engine.clone();
-            async move { engine.trace(id).await }
-        })
-        .buffer_unordered(FETCH_CONCURRENCY);
-    while let Some(spans) = traces.try_next().await? {
-        counter.add_trace(&spans);
+    for chunk in ids.chunks(FETCH_TRACES) {
+        for spans in engine.traces(chunk).await? {
+            counter.add_trace(&spans);
+        }
     }
     Ok(counter.into_links())
 }

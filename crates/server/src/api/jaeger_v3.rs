@@ -133,10 +133,8 @@ async fn get_trace(
 async fn find_traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, V3Error> {
     let query = parse_find_traces(&params)?;
     let found = state.engine.search(&query).await?;
-    let mut spans: Vec<Span> = Vec::new();
-    for summary in &found.traces {
-        spans.extend(state.engine.trace(summary.trace_id).await?);
-    }
+    let ids: Vec<TraceId> = found.traces.iter().map(|t| t.trace_id).collect();
+    let spans: Vec<Span> = state.engine.traces(&ids).await?.into_iter().flatten().collect();
     if spans.is_empty() {
         return Err(no_traces());
     }
@@ -146,13 +144,15 @@ async fn find_traces(State(state): State<Arc<ApiState>>, Query(params): Params) 
 async fn trace_summaries(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, V3Error> {
     let query = parse_find_traces(&params)?;
     let found = state.engine.search(&query).await?;
-    let mut summaries = Vec::with_capacity(found.traces.len());
-    for summary in &found.traces {
-        let spans = state.engine.trace(summary.trace_id).await?;
-        if !spans.is_empty() {
-            summaries.push(trace_summary(summary, &spans));
-        }
-    }
+    let ids: Vec<TraceId> = found.traces.iter().map(|t| t.trace_id).collect();
+    let traces = state.engine.traces(&ids).await?;
+    let summaries: Vec<Value> = found
+        .traces
+        .iter()
+        .zip(&traces)
+        .filter(|(_, spans)| !spans.is_empty())
+        .map(|(summary, spans)| trace_summary(summary, spans))
+        .collect();
     Ok(Json(json!({ "summaries": summaries })))
 }
 

@@ -289,12 +289,17 @@ async fn search(State(state): State<Arc<ApiState>>, Query(params): Params) -> Re
     }
     let query = tags_query(&params, &window)?;
     let found = state.engine.search(&query).await?;
-    let mut traces = Vec::with_capacity(found.traces.len());
-    for summary in &found.traces {
-        let spans = state.engine.trace(summary.trace_id).await?;
-        let matched: Vec<&Span> = spans.iter().filter(|span| query.span_matches(span)).collect();
-        traces.push(trace_result(summary, &matched, window.spans_per_set));
-    }
+    let ids: Vec<TraceId> = found.traces.iter().map(|t| t.trace_id).collect();
+    let all_spans = state.engine.traces(&ids).await?;
+    let traces: Vec<Value> = found
+        .traces
+        .iter()
+        .zip(&all_spans)
+        .map(|(summary, spans)| {
+            let matched: Vec<&Span> = spans.iter().filter(|span| query.span_matches(span)).collect();
+            trace_result(summary, &matched, window.spans_per_set)
+        })
+        .collect();
     let inspected = found.traces.len();
     Ok(axum::Json(search_response(traces, inspected)).into_response())
 }

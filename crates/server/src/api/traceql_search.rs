@@ -10,11 +10,8 @@
 //! A query with no such condition is refused unless it gives a time range.
 //! Conditions are not yet evaluated inside the block scan itself.
 
-use std::sync::Arc;
-
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
-use sextant_model::Span;
+use sextant_model::{Span, TraceId};
 use sextant_storage::search::{AttributeFilter, Cursor, DurationScope, SearchQuery, TraceSummary};
 use sextant_traceql::ast::{ComparisonOp, Status};
 use sextant_traceql::eval::Value as TqlValue;
@@ -31,8 +28,6 @@ pub const MAX_INSPECTED_TRACES: usize = 10_000;
 /// answer needs (every candidate may match), each next one four times more: a selective
 /// condition is not made to find hundreds of candidates it does not need.
 const MAX_PAGE_TRACES: usize = 200;
-/// Candidate traces fetched at once.
-const FETCH_CONCURRENCY: usize = 4;
 
 fn invalid(message: String) -> PlainError {
     PlainError::bad_request(message)
@@ -46,7 +41,7 @@ pub async fn tempo_search(
     spans_per_set: usize,
 ) -> Result<Value, PlainError> {
     let query = sextant_traceql::parse(q).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
-    let compiled = Arc::new(Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?);
+    let compiled = Compiled::new(&query).map_err(|e| invalid(format!("invalid TraceQL query: {e}")))?;
     let conditions = sextant_traceql::conditions(&query).conditions;
     let mut candidates = candidate_query(&conditions);
     if candidates == SearchQuery::default() && (bounds.start_unix_nanos.is_none() || bounds.end_unix_nanos.is_none()) {
@@ -66,26 +61,17 @@ pub async fn tempo_search(
     'pages: loop {
         candidates.cursor = cursor.take();
         let page = state.engine.search(&candidates).await?;
-        let engine = state.engine.clone();
         // Conditions a trace's summary can decide are checked before fetching it.
         let worth_fetching: Vec<TraceSummary> =
             page.traces.iter().filter(|summary| summary_may_match(&conditions, summary)).cloned().collect();
         inspected += page.traces.len() - worth_fetching.len();
-        let mut evaluated = futures::stream::iter(worth_fetching)
-            .map(|summary| {
-                let (engine, compiled) = (engine.clone(), compiled.clone());
-                async move {
-                    let spans = engine.trace(summary.trace_id).await?;
-                    let sets = compiled.evaluate(&spans);
-                    Ok::<_, sextant_storage::engine::EngineError>((summary, spans, sets))
-                }
-            })
-            .buffered(FETCH_CONCURRENCY);
-        while let Some((summary, spans, sets)) = evaluated.try_next().await? {
+        let ids: Vec<TraceId> = worth_fetching.iter().map(|t| t.trace_id).collect();
+        let fetched = state.engine.traces(&ids).await?;
+        for (summary, spans) in worth_fetching.iter().zip(&fetched) {
             inspected += 1;
-            let sets = sets.map_err(|e| invalid(format!("TraceQL query failed: {e}")))?;
+            let sets = compiled.evaluate(spans).map_err(|e| invalid(format!("TraceQL query failed: {e}")))?;
             if !sets.is_empty() {
-                results.push(result_with_sets(&summary, &spans, &sets, spans_per_set));
+                results.push(result_with_sets(summary, spans, &sets, spans_per_set));
                 if results.len() >= bounds.limit {
                     break 'pages;
                 }

@@ -87,26 +87,29 @@ async fn trace_many(State(state): State<Arc<ApiState>>, Query(params): Params) -
         .filter(|id| !id.is_empty())
         .map(parse_trace_id)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut traces = Vec::new();
-    for id in ids {
-        let spans = state.engine.trace(id).await?;
-        if !spans.is_empty() {
-            traces.push(sextant_codec::zipkin_json(&spans));
-        }
-    }
+    let traces: Vec<Value> = state
+        .engine
+        .traces(&ids)
+        .await?
+        .iter()
+        .filter(|spans| !spans.is_empty())
+        .map(|spans| sextant_codec::zipkin_json(spans))
+        .collect();
     Ok(Json(Value::Array(traces)))
 }
 
 async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, PlainError> {
     let query = parse_traces_query(&params, now_unix_nanos())?;
     let found = state.engine.search(&query).await?;
-    let mut traces = Vec::with_capacity(found.traces.len());
-    for summary in &found.traces {
-        let spans = state.engine.trace(summary.trace_id).await?;
-        if !spans.is_empty() {
-            traces.push(sextant_codec::zipkin_json(&spans));
-        }
-    }
+    let ids: Vec<TraceId> = found.traces.iter().map(|t| t.trace_id).collect();
+    let traces: Vec<Value> = state
+        .engine
+        .traces(&ids)
+        .await?
+        .iter()
+        .filter(|spans| !spans.is_empty())
+        .map(|spans| sextant_codec::zipkin_json(spans))
+        .collect();
     Ok(Json(Value::Array(traces)))
 }
 

@@ -20,10 +20,12 @@ use super::attributes::{AttributeListReader, from_otlp_json};
 use super::schema::*;
 
 /// Which rows of a batch become spans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RowFilter {
     All,
     Trace(TraceId),
+    /// Spans of these traces (sorted).
+    Traces(Arc<[TraceId]>),
     /// Spans whose start lies in `[start, end]`.
     StartRange(u64, u64),
 }
@@ -128,7 +130,7 @@ fn span_id_at(array: &FixedSizeBinaryArray, row: usize) -> SpanId {
 
 impl SpanDecoder {
     /// Appends to `out` the spans of `batch` that pass `filter`, in row order.
-    pub(crate) fn decode(&mut self, batch: &RecordBatch, filter: RowFilter, out: &mut Vec<Span>) -> Result<()> {
+    pub(crate) fn decode(&mut self, batch: &RecordBatch, filter: &RowFilter, out: &mut Vec<Span>) -> Result<()> {
         let trace_ids = fixed(batch, TRACE_ID, 16)?;
         let span_ids = fixed(batch, SPAN_ID, 8)?;
         let parent_ids = fixed(batch, PARENT_SPAN_ID, 8)?;
@@ -159,7 +161,10 @@ impl SpanDecoder {
             let keep = match filter {
                 RowFilter::All => true,
                 RowFilter::Trace(trace_id) => trace_ids.value(row) == trace_id.as_bytes(),
-                RowFilter::StartRange(start, end) => (start..=end).contains(&starts.value(row)),
+                RowFilter::Traces(sorted) => {
+                    sorted.binary_search_by(|id| id.as_bytes()[..].cmp(trace_ids.value(row))).is_ok()
+                }
+                RowFilter::StartRange(start, end) => (*start..=*end).contains(&starts.value(row)),
             };
             if !keep {
                 continue;

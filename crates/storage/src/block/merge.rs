@@ -271,7 +271,7 @@ impl Cursor {
                     Some(batch) => {
                         let mut spans = Vec::new();
                         self.decoder
-                            .decode(&batch?, RowFilter::All, &mut spans)
+                            .decode(&batch?, &RowFilter::All, &mut spans)
                             .map_err(|reason| BlockError::Corrupt { block_id: self.meta.id.clone(), reason })?;
                         self.buffer.extend(spans);
                         continue;

@@ -87,9 +87,9 @@ pub(crate) async fn open(store: &dyn ObjectStore, path: &Path) -> Result<OpenedB
 #[derive(Debug, Clone)]
 pub(crate) struct ReadPlan {
     pub(crate) row_groups: Vec<usize>,
-    /// Per selected row group, the selected rows relative to the row group's start; `None`
-    /// reads the whole row group.
-    row_ranges: Vec<Option<Range<usize>>>,
+    /// Per selected row group, the selected rows relative to the row group's start (sorted,
+    /// disjoint ranges); `None` reads the whole row group.
+    row_ranges: Vec<Option<Vec<Range<usize>>>>,
 }
 
 impl ReadPlan {
@@ -101,15 +101,25 @@ impl ReadPlan {
 
     /// The rows `rows` of the block (global row numbers).
     pub(crate) fn rows(metadata: &ParquetMetaData, rows: Range<u64>) -> ReadPlan {
+        ReadPlan::rows_in(metadata, std::slice::from_ref(&rows))
+    }
+
+    /// The rows of every range of `ranges` (global row numbers, sorted and disjoint).
+    pub(crate) fn rows_in(metadata: &ParquetMetaData, ranges: &[Range<u64>]) -> ReadPlan {
         let mut plan = ReadPlan { row_groups: Vec::new(), row_ranges: Vec::new() };
         let mut group_start = 0u64;
         for (i, group) in metadata.row_groups().iter().enumerate() {
             let group_end = group_start + group.num_rows() as u64;
-            let start = rows.start.max(group_start);
-            let end = rows.end.min(group_end);
-            if start < end {
+            let in_group: Vec<Range<usize>> = ranges
+                .iter()
+                .filter_map(|rows| {
+                    let (start, end) = (rows.start.max(group_start), rows.end.min(group_end));
+                    (start < end).then(|| (start - group_start) as usize..(end - group_start) as usize)
+                })
+                .collect();
+            if !in_group.is_empty() {
                 plan.row_groups.push(i);
-                plan.row_ranges.push(Some((start - group_start) as usize..(end - group_start) as usize));
+                plan.row_ranges.push(Some(in_group));
             }
             group_start = group_end;
         }
@@ -126,19 +136,19 @@ impl ReadPlan {
             return None;
         }
         let mut selectors = Vec::new();
-        for (group, range) in self.row_groups.iter().zip(&self.row_ranges) {
+        for (group, ranges) in self.row_groups.iter().zip(&self.row_ranges) {
             let num_rows = metadata.row_group(*group).num_rows() as usize;
-            let range = range.clone().unwrap_or(0..num_rows);
-            for selector in [
-                RowSelector::skip(range.start),
-                RowSelector::select(range.len()),
-                RowSelector::skip(num_rows - range.end),
-            ] {
-                if selector.row_count > 0 {
-                    selectors.push(selector);
-                }
+            let whole = 0..num_rows;
+            let ranges = ranges.as_deref().unwrap_or(std::slice::from_ref(&whole));
+            let mut position = 0;
+            for range in ranges {
+                selectors.push(RowSelector::skip(range.start - position));
+                selectors.push(RowSelector::select(range.len()));
+                position = range.end;
             }
+            selectors.push(RowSelector::skip(num_rows - position));
         }
+        selectors.retain(|selector| selector.row_count > 0);
         Some(RowSelection::from(selectors))
     }
 
@@ -165,14 +175,17 @@ impl ReadPlan {
                 let (chunk_start, chunk_len) = chunk.byte_range();
                 let pages = metadata.page_index().and_then(|index| index.page_locations(*group, column));
                 match (rows, pages) {
-                    (Some(rows), Some(pages)) if !pages.is_empty() => {
+                    (Some(row_ranges), Some(pages)) if !pages.is_empty() => {
                         let first_page = pages[0].offset as u64;
                         if first_page > chunk_start {
                             ranges.push(chunk_start..first_page); // the dictionary page
                         }
                         for (i, page) in pages.iter().enumerate() {
                             let page_end_row = pages.get(i + 1).map_or(group_rows, |next| next.first_row_index);
-                            if page.first_row_index < rows.end as i64 && page_end_row > rows.start as i64 {
+                            let holds_rows = row_ranges
+                                .iter()
+                                .any(|rows| page.first_row_index < rows.end as i64 && page_end_row > rows.start as i64);
+                            if holds_rows {
                                 let start = page.offset as u64;
                                 ranges.push(start..start + page.compressed_page_size as u64);
                             }

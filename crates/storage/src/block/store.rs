@@ -243,6 +243,26 @@ impl BlockStore {
         self.decode(meta, file, opened, plan, RowFilter::Trace(trace_id)).await
     }
 
+    /// The spans of the traces `ids` held in this block, in block order: one read of the pages
+    /// holding any of their rows. Empty when the block holds none of them.
+    pub async fn read_traces(&self, meta: &BlockMeta, ids: &[TraceId]) -> Result<Vec<Span>, BlockError> {
+        let index = self.index(meta).await?;
+        let mut held: Vec<(u64, u64, TraceId)> =
+            ids.iter().filter_map(|id| index.lookup(id).map(|rows| (rows.start, rows.end, *id))).collect();
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        held.sort_unstable();
+        held.dedup();
+        let ranges: Vec<std::ops::Range<u64>> = held.iter().map(|&(start, end, _)| start..end).collect();
+        let mut wanted: Vec<TraceId> = held.iter().map(|&(_, _, id)| id).collect();
+        wanted.sort_unstable();
+        let opened = self.open(meta).await?;
+        let plan = ReadPlan::rows_in(opened.metadata(), &ranges);
+        let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), &opened, &plan).await?;
+        self.decode(meta, file, opened, plan, RowFilter::Traces(wanted.into())).await
+    }
+
     /// Every span of the block, in block order (one request for the whole file).
     pub async fn read_spans(&self, meta: &BlockMeta) -> Result<Vec<Span>, BlockError> {
         let (file, opened, plan) = self.whole_file(meta).await?;
@@ -343,7 +363,7 @@ impl BlockStore {
             let mut spans = Vec::new();
             for batch in batches {
                 decoder
-                    .decode(&batch?, filter, &mut spans)
+                    .decode(&batch?, &filter, &mut spans)
                     .map_err(|reason| BlockError::Corrupt { block_id: block_id.clone(), reason })?;
             }
             Ok(spans)

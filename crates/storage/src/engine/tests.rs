@@ -527,3 +527,30 @@ async fn tag_names_and_values_come_from_head_and_newest_blocks() {
     let early = TagQuery { start_unix_nanos: base, end_unix_nanos: base + 500, ..all };
     assert_eq!(engine.tag_values(None, "http.method", &early).await.unwrap().values, strings(&["DELETE"]));
 }
+
+/// Many traces at once give what one lookup each gives: across the head and blocks, a trace
+/// split between them, a repeat and an unknown trace.
+#[tokio::test]
+async fn traces_at_once_equal_one_lookup_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    let base = now_unix_nanos() - 10_000_000_000;
+    for trace in 1..=6u8 {
+        engine.append(vec![span_of("a", trace, 1, None, base + trace as u64)]).await.unwrap();
+    }
+    engine.flush().await.unwrap();
+    for trace in 4..=9u8 {
+        engine.append(vec![span_of("b", trace, 2, Some(1), base + 100 + trace as u64)]).await.unwrap();
+    }
+    engine.flush().await.unwrap();
+    engine.append(vec![span_of("c", 5, 3, Some(2), base + 200)]).await.unwrap();
+    let ids: Vec<TraceId> = [5u8, 1, 9, 42, 5, 7].iter().map(|t| TraceId([*t; 16])).collect();
+    let together = engine.traces(&ids).await.unwrap();
+    assert_eq!(together.len(), ids.len());
+    for (id, spans) in ids.iter().zip(&together) {
+        assert_eq!(spans, &engine.trace(*id).await.unwrap(), "trace {id}");
+    }
+    assert_eq!(together[0].len(), 3, "trace 5: a block each and the head");
+    assert!(together[3].is_empty(), "unknown trace");
+    assert_eq!(together[4], together[0], "a repeat gets the same answer");
+}

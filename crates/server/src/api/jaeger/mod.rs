@@ -46,7 +46,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sextant_model::{Span, SpanKind, TraceId, now_unix_nanos};
 use sextant_storage::engine::{Engine, EngineError};
@@ -55,9 +54,6 @@ use super::ApiState;
 use super::dependencies::recent_dependencies;
 use model::{trace_id_string, trace_json};
 use params::{parse_dependencies_window, parse_trace_id, parse_trace_query};
-
-/// Traces fetched at once when assembling an answer.
-const FETCH_CONCURRENCY: usize = 4;
 
 /// An error in Jaeger's shape: the status and a message.
 #[derive(Debug)]
@@ -141,12 +137,8 @@ pub async fn operations(
 
 /// The traces with these IDs, in order; an ID with no stored span has no entry.
 async fn fetch_traces(engine: &Engine, ids: &[TraceId]) -> Result<Vec<(TraceId, Vec<Span>)>, EngineError> {
-    futures::stream::iter(ids.iter().copied())
-        .map(|id| async move { engine.trace(id).await.map(|spans| (id, spans)) })
-        .buffered(FETCH_CONCURRENCY)
-        .try_filter(|(_, spans)| std::future::ready(!spans.is_empty()))
-        .try_collect()
-        .await
+    let traces = engine.traces(ids).await?;
+    Ok(ids.iter().copied().zip(traces).filter(|(_, spans)| !spans.is_empty()).collect())
 }
 
 pub async fn traces(

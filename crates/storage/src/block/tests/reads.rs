@@ -28,6 +28,26 @@ async fn read_trace_returns_one_trace_across_row_group_boundaries() {
 }
 
 #[tokio::test]
+async fn read_traces_returns_the_spans_of_many_traces_in_one_read() {
+    let store = memory_store(small_row_groups());
+    let spans = simple_spans(300, 7);
+    let meta = store.write_block(spans.clone(), 0).await.unwrap();
+    let all: Vec<TraceId> = store.index(&meta).await.unwrap().traces().map(|(id, _)| *id).collect();
+    // Every third trace (ranges in many row groups, some straddling two), a repeat and an
+    // absent trace; given out of order.
+    let mut ids: Vec<TraceId> = all.iter().step_by(3).copied().collect();
+    ids.reverse();
+    ids.push(ids[0]);
+    ids.push(TraceId([9; 16]));
+    let got = store.read_traces(&meta, &ids).await.unwrap();
+    let wanted: std::collections::BTreeSet<TraceId> = all.iter().step_by(3).copied().collect();
+    let want: Vec<Span> = in_block_order(spans).into_iter().filter(|s| wanted.contains(&s.trace_id)).collect();
+    assert_eq!(got, want, "exactly their spans, in block order");
+    assert!(store.read_traces(&meta, &[TraceId([9; 16])]).await.unwrap().is_empty());
+    assert!(store.read_traces(&meta, &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_trace_lookup_fetches_a_small_part_of_the_block() {
     let store = memory_store(BlockStoreOptions { row_group_rows: 2_000, page_rows: 100, ..Default::default() });
     let meta = store.write_block(simple_spans(1_000, 8), 0).await.unwrap();
