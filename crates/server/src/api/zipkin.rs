@@ -87,9 +87,14 @@ async fn trace_many(State(state): State<Arc<ApiState>>, Query(params): Params) -
         .filter(|id| !id.is_empty())
         .map(parse_trace_id)
         .collect::<Result<Vec<_>, _>>()?;
+    stored_traces(&state, &ids).await
+}
+
+/// The stored traces among `ids`, in order, each a list of Zipkin spans.
+async fn stored_traces(state: &ApiState, ids: &[TraceId]) -> Result<Json<Value>, PlainError> {
     let traces: Vec<Value> = state
         .engine
-        .traces(&ids)
+        .traces(ids)
         .await?
         .iter()
         .filter(|spans| !spans.is_empty())
@@ -102,15 +107,7 @@ async fn traces(State(state): State<Arc<ApiState>>, Query(params): Params) -> Re
     let query = parse_traces_query(&params, now_unix_nanos())?;
     let found = state.engine.search(&query).await?;
     let ids: Vec<TraceId> = found.traces.iter().map(|t| t.trace_id).collect();
-    let traces: Vec<Value> = state
-        .engine
-        .traces(&ids)
-        .await?
-        .iter()
-        .filter(|spans| !spans.is_empty())
-        .map(|spans| sextant_codec::zipkin_json(spans))
-        .collect();
-    Ok(Json(Value::Array(traces)))
+    stored_traces(&state, &ids).await
 }
 
 async fn dependencies(State(state): State<Arc<ApiState>>, Query(params): Params) -> Result<Json<Value>, PlainError> {
