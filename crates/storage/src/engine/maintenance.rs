@@ -95,13 +95,13 @@ impl Engine {
         match committed {
             Ok((metas, manifest)) => {
                 *self.manifest.write() = Arc::new(manifest);
-                warm(&self.blocks, &metas, &self.metrics.blocks_cold).await;
                 let released = self.head.write().release_frozen();
                 thaw.armed = false;
                 self.head_room.notify_waiters();
                 // Freeing the spans takes a while: it runs with the head unlocked, appends going
                 // on, and the next flush waits for it so memory stays bounded.
                 let _ = tokio::task::spawn_blocking(move || drop(released)).await;
+                warm(&self.blocks, &metas, &self.metrics.blocks_cold).await;
                 self.wal.remove_segments_before(checkpoint_seq)?;
                 self.metrics.flushes.inc();
                 let size_bytes: u64 = metas.iter().map(|meta| meta.size_bytes).sum();
