@@ -82,7 +82,7 @@ impl BlockIndex {
 
     /// The rows holding `trace_id`'s spans, or `None` if the block has none.
     pub fn lookup(&self, trace_id: &TraceId) -> Option<Range<u64>> {
-        let i = self.trace_ids.binary_search(trace_id).ok()?;
+        let i = self.position(trace_id).ok()?;
         let end = self.first_rows.get(i + 1).copied().unwrap_or(self.num_rows);
         Some(self.first_rows[i] as u64..end as u64)
     }
@@ -91,7 +91,7 @@ impl BlockIndex {
     /// when they are few against the index, one merge pass otherwise.
     pub fn contains_any(&self, sorted: &[TraceId]) -> bool {
         if sorted.len().saturating_mul(16) < self.trace_ids.len() {
-            return sorted.iter().any(|id| self.trace_ids.binary_search(id).is_ok());
+            return sorted.iter().any(|id| self.position(id).is_ok());
         }
         let (mut a, mut b) = (self.trace_ids.iter().peekable(), sorted.iter().peekable());
         while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
@@ -102,6 +102,44 @@ impl BlockIndex {
             }
         }
         false
+    }
+
+    /// Where `trace_id` is in the sorted IDs, or where it would go, as `binary_search` says.
+    ///
+    /// Trace IDs are random, so their first eight bytes spread evenly over the range:
+    /// interpolating on them lands next to the ID in two or three probes, where a binary
+    /// search takes one per halving (14 in a block of 10,000 traces, each a likely cache
+    /// miss; every trace lookup does this in every block). IDs that are not spread evenly
+    /// (a time prefix, a counter) stop the interpolation after a few rounds, and a binary
+    /// search finishes on what is left.
+    fn position(&self, trace_id: &TraceId) -> Result<usize, usize> {
+        const ROUNDS: usize = 4;
+        const SMALL: usize = 8;
+        let ids = &self.trace_ids;
+        let prefix = |id: &TraceId| u64::from_be_bytes(id.0[..8].try_into().expect("8 of 16 bytes"));
+        let target = prefix(trace_id);
+        let (mut low, mut high) = (0, ids.len());
+        for _ in 0..ROUNDS {
+            if high - low <= SMALL {
+                break;
+            }
+            let (first, last) = (prefix(&ids[low]), prefix(&ids[high - 1]));
+            if target < first || target > last || first == last {
+                break;
+            }
+            // (target - first) / (last - first) of the way from low to high - 1.
+            let offset = (target - first) as u128 * (high - 1 - low) as u128 / (last - first) as u128;
+            let guess = low + offset as usize;
+            match ids[guess].cmp(trace_id) {
+                std::cmp::Ordering::Equal => return Ok(guess),
+                std::cmp::Ordering::Less => low = guess + 1,
+                std::cmp::Ordering::Greater => high = guess,
+            }
+        }
+        match ids[low..high].binary_search(trace_id) {
+            Ok(i) => Ok(low + i),
+            Err(i) => Err(low + i),
+        }
     }
 
     /// Heap bytes held, for cache accounting.
@@ -208,6 +246,8 @@ impl IndexBuilder {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn tid(n: u8) -> TraceId {
@@ -222,6 +262,46 @@ mod tests {
             }
         }
         builder.finish()
+    }
+
+    /// An index of `ids` (deduplicated, sorted), one row each.
+    fn index_of(mut ids: Vec<TraceId>) -> BlockIndex {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut builder = IndexBuilder::default();
+        ids.into_iter().for_each(|id| builder.push_row(id));
+        builder.finish()
+    }
+
+    /// IDs of the shapes clients send: random, or with a shared or counting prefix, which
+    /// interpolation must not get wrong.
+    fn id_sets() -> impl Strategy<Value = Vec<TraceId>> {
+        let random = proptest::collection::vec(any::<u128>(), 0..600);
+        prop_oneof![
+            random.clone().prop_map(|v| v.into_iter().map(|x| TraceId(x.to_be_bytes())).collect()),
+            // X-Ray style: a few distinct time prefixes, random rest.
+            random.clone().prop_map(|v| v.into_iter().map(|x| TraceId((x % (1 << 70)).to_be_bytes())).collect()),
+            // Small counters: every prefix equal.
+            (0u128..2000).prop_map(|n| (1..=n).map(|x| TraceId((x * 3).to_be_bytes())).collect()),
+            // Clustered at both ends of the range.
+            random.prop_map(|v| v
+                .into_iter()
+                .map(|x| TraceId((if x % 2 == 0 { x % 1000 } else { u128::MAX - x % 1000 }).to_be_bytes()))
+                .collect()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn position_agrees_with_binary_search(ids in id_sets(), probes in proptest::collection::vec(any::<u128>(), 0..50)) {
+            let index = index_of(ids);
+            let present = index.trace_ids().iter().step_by(7).copied();
+            let absent = probes.into_iter().map(|x| TraceId(x.to_be_bytes()));
+            let around = index.trace_ids().iter().take(30).map(|id| TraceId((u128::from_be_bytes(id.0) ^ 1).to_be_bytes()));
+            for id in present.chain(absent).chain(around) {
+                prop_assert_eq!(index.position(&id), index.trace_ids().binary_search(&id), "{}", id);
+            }
+        }
     }
 
     #[test]
