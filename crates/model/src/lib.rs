@@ -194,6 +194,11 @@ impl SpanKind {
         }
     }
 
+    /// The kind whose [`SpanKind::short_name`] is `text`.
+    pub fn from_short_name(text: &str) -> Option<SpanKind> {
+        SpanKind::ALL.into_iter().find(|kind| kind.short_name() == text)
+    }
+
     /// The lowercase short name used by query APIs and TraceQL (`server`, `client`, …).
     pub fn short_name(self) -> &'static str {
         match self {

@@ -5,7 +5,9 @@
 //! engine and codec options). Every error names the key and the problem on one line.
 //!
 //! Environment variables name a key by its path in capitals joined by `_`:
-//! `data_dir` → `SEXTANT_DATA_DIR`, `[storage] retention` → `SEXTANT_STORAGE_RETENTION`.
+//! `data_dir` → `SEXTANT_DATA_DIR`, `[storage] retention` → `SEXTANT_STORAGE_RETENTION`,
+//! `[metrics.span_metrics] dimensions` → `SEXTANT_METRICS_SPAN_METRICS_DIMENSIONS` (a list is
+//! given comma-separated).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sextant_codec::Limits;
+use sextant_metrics::{MetricsError, ServiceGraphConfig, SpanMetricsConfig};
 use sextant_storage::engine::EngineOptions;
 
 /// The prefix of environment variables that override configuration keys.
@@ -43,6 +46,7 @@ pub struct RawConfig {
     pub query: RawQuery,
     pub limits: RawLimits,
     pub storage: RawStorage,
+    pub metrics: RawMetrics,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -97,6 +101,41 @@ pub struct RawStorage {
     pub compaction_interval: String,
 }
 
+/// Metrics derived from the accepted spans: span metrics (RED per service, span name, kind,
+/// status and configured dimensions) and the service graph. The two sub-tables are the
+/// aggregators' own settings (`sextant_metrics::SpanMetricsConfig`, `ServiceGraphConfig`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    pub enabled: bool,
+    /// Accepted spans waiting to be aggregated; when a batch finds no room it is not
+    /// aggregated (ingest never waits) and is counted in `sextant_metrics_dropped_*_total`.
+    pub max_queued_spans: u64,
+    pub span_metrics: SpanMetricsConfig,
+    pub service_graph: ServiceGraphConfig,
+}
+
+pub const DEFAULT_METRICS_MAX_QUEUED_SPANS: u64 = 200_000;
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            enabled: true,
+            max_queued_spans: DEFAULT_METRICS_MAX_QUEUED_SPANS,
+            span_metrics: SpanMetricsConfig::default(),
+            service_graph: ServiceGraphConfig::default(),
+        }
+    }
+}
+
+/// The resolved `[metrics]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsOptions {
+    pub max_queued_spans: usize,
+    pub span_metrics: SpanMetricsConfig,
+    pub service_graph: ServiceGraphConfig,
+}
+
 pub const DEFAULT_OTLP_GRPC_ADDRESS: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP_ADDRESS: &str = "127.0.0.1:4318";
 pub const DEFAULT_ZIPKIN_ADDRESS: &str = "127.0.0.1:9411";
@@ -123,6 +162,7 @@ impl Default for RawConfig {
             query: RawQuery::default(),
             limits: RawLimits::default(),
             storage: RawStorage::default(),
+            metrics: RawMetrics::default(),
         }
     }
 }
@@ -190,6 +230,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub limits: Limits,
     pub engine: EngineOptions,
+    /// `None` when `metrics.enabled` is false.
+    pub metrics_opt: Option<MetricsOptions>,
 }
 
 /// Command-line values that override everything else.
@@ -284,6 +326,7 @@ impl RawConfig {
                 format!("must be at least receivers.max_request_bytes ({max_request_bytes})"),
             ));
         }
+        let metrics_opt = self.metrics.resolve()?;
         Ok(Config {
             log_level: self.log_level.clone(),
             otlp_grpc_address: address("receivers.otlp_grpc_address", &r.otlp_grpc_address)?,
@@ -296,12 +339,36 @@ impl RawConfig {
             cors_allowed_origins: r.cors_allowed_origins.clone(),
             limits,
             engine,
+            metrics_opt,
         })
     }
 
     /// The configuration as TOML, for `sextant config`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+impl RawMetrics {
+    /// Checks the aggregators' settings (as their constructors will); `None` when disabled.
+    fn resolve(&self) -> Result<Option<MetricsOptions>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let named = |section: &str, error: MetricsError| match error {
+            MetricsError::InvalidConfig { key, message } => invalid(&format!("metrics.{section}.{key}"), message),
+            other => invalid(&format!("metrics.{section}"), other.to_string()),
+        };
+        self.span_metrics.validate().map_err(|e| named("span_metrics", e))?;
+        self.service_graph.validate().map_err(|e| named("service_graph", e))?;
+        if self.max_queued_spans == 0 {
+            return Err(invalid("metrics.max_queued_spans", "must be greater than 0"));
+        }
+        Ok(Some(MetricsOptions {
+            max_queued_spans: usize::try_from(self.max_queued_spans).unwrap_or(usize::MAX),
+            span_metrics: self.span_metrics.clone(),
+            service_graph: self.service_graph.clone(),
+        }))
     }
 }
 
@@ -320,37 +387,36 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
     let defaults = toml::Table::try_from(RawConfig::default()).expect("the default config serializes");
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        let rest = rest.to_ascii_lowercase();
-        let Some((section, key, default)) = find_key(&defaults, &rest) else { continue };
-        let key_path = match &section {
-            Some(section) => format!("{section}.{key}"),
-            None => key.clone(),
-        };
+        let Some((path, default)) = find_key(&defaults, &rest.to_ascii_lowercase()) else { continue };
+        let key_path = path.join(".");
         let parsed = parse_env_value(default, &value)
             .map_err(|message| invalid(&key_path, format!("from environment variable {name}: {message}")))?;
-        let target = match section {
-            Some(section) => table
+        let (key, sections) = path.split_last().expect("a key path is never empty");
+        let mut target = &mut *table;
+        for (depth, section) in sections.iter().enumerate() {
+            target = target
                 .entry(section.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))
                 .as_table_mut()
-                .ok_or_else(|| invalid(&section, "must be a table"))?,
-            None => &mut *table,
-        };
-        target.insert(key, parsed);
+                .ok_or_else(|| invalid(&sections[..=depth].join("."), "must be a table"))?;
+        }
+        target.insert(key.clone(), parsed);
     }
     Ok(())
 }
 
-/// Finds `section_key` (lowercase, underscores) among the default keys.
-fn find_key<'a>(defaults: &'a toml::Table, name: &str) -> Option<(Option<String>, String, &'a toml::Value)> {
+/// Finds the key whose path, joined by `_`, is `name` (lowercase) among the default keys, at
+/// any depth of tables; returns its path and default value.
+fn find_key<'a>(defaults: &'a toml::Table, name: &str) -> Option<(Vec<String>, &'a toml::Value)> {
     if let Some(value) = defaults.get(name).filter(|v| !v.is_table()) {
-        return Some((None, name.to_string(), value));
+        return Some((vec![name.to_string()], value));
     }
     for (section, value) in defaults {
         let Some(keys) = value.as_table() else { continue };
-        let Some(key) = name.strip_prefix(section.as_str()).and_then(|k| k.strip_prefix('_')) else { continue };
-        if let Some(default) = keys.get(key) {
-            return Some((Some(section.clone()), key.to_string(), default));
+        let Some(rest) = name.strip_prefix(section.as_str()).and_then(|k| k.strip_prefix('_')) else { continue };
+        if let Some((mut path, default)) = find_key(keys, rest) {
+            path.insert(0, section.clone());
+            return Some((path, default));
         }
     }
     None
@@ -366,9 +432,17 @@ fn parse_env_value(default: &toml::Value, value: &str) -> Result<toml::Value, St
             .parse::<bool>()
             .map(toml::Value::Boolean)
             .map_err(|_| format!("{value:?} is not true or false")),
-        toml::Value::Array(_) => Ok(toml::Value::Array(
-            value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(|v| toml::Value::String(v.into())).collect(),
-        )),
+        toml::Value::Array(defaults) => {
+            let items = value.split(',').map(str::trim).filter(|v| !v.is_empty());
+            if defaults.first().is_some_and(toml::Value::is_float) {
+                items
+                    .map(|v| v.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{v:?} is not a number")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(toml::Value::Array)
+            } else {
+                Ok(toml::Value::Array(items.map(|v| toml::Value::String(v.into())).collect()))
+            }
+        }
         _ => Ok(toml::Value::String(value.to_string())),
     }
 }
@@ -426,6 +500,64 @@ mod tests {
         assert!(err.contains("storage.head_max_spans") && err.contains("SEXTANT_STORAGE_HEAD_MAX_SPANS"), "{err}");
         let err = load_str("log_level = \"loud\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("log_level"), "{err}");
+    }
+
+    #[test]
+    fn partial_metrics_section_keeps_defaults_for_the_rest() {
+        let config = load_str(
+            "[metrics.span_metrics]\ndimensions = [\"http.route\"]\nmax_series = 50\n\n[metrics.service_graph]\nwait_seconds = 2\n",
+            &[],
+        )
+        .unwrap();
+        let metrics = config.metrics_opt.expect("enabled by default");
+        assert_eq!(metrics.span_metrics.dimensions, ["http.route"]);
+        assert_eq!(metrics.span_metrics.max_series, 50);
+        assert_eq!(metrics.span_metrics.interval_seconds, sextant_metrics::DEFAULT_INTERVAL_SECONDS);
+        assert_eq!(metrics.service_graph.wait_seconds, 2);
+        assert_eq!(metrics.service_graph.max_edges, sextant_metrics::DEFAULT_MAX_EDGES);
+        assert_eq!(metrics.max_queued_spans as u64, DEFAULT_METRICS_MAX_QUEUED_SPANS);
+        assert!(load_str("[metrics]\nenabled = false\n", &[]).unwrap().metrics_opt.is_none());
+    }
+
+    #[test]
+    fn nested_metrics_keys_come_from_the_environment() {
+        let config = load_str(
+            "",
+            &[
+                ("SEXTANT_METRICS_SPAN_METRICS_DIMENSIONS", "http.route, cloud.region"),
+                ("SEXTANT_METRICS_SPAN_METRICS_LATENCY_BUCKETS_SECONDS", "0.01,0.1,1"),
+                ("SEXTANT_METRICS_SERVICE_GRAPH_WAIT_SECONDS", "0"),
+                ("SEXTANT_METRICS_MAX_QUEUED_SPANS", "7"),
+            ],
+        )
+        .unwrap();
+        let metrics = config.metrics_opt.unwrap();
+        assert_eq!(metrics.span_metrics.dimensions, ["http.route", "cloud.region"]);
+        assert_eq!(metrics.span_metrics.latency_buckets_seconds, [0.01, 0.1, 1.0]);
+        assert_eq!(metrics.service_graph.wait_seconds, 0);
+        assert_eq!(metrics.max_queued_spans, 7);
+        assert!(load_str("", &[("SEXTANT_METRICS_ENABLED", "false")]).unwrap().metrics_opt.is_none());
+    }
+
+    #[test]
+    fn bad_metrics_values_name_the_key() {
+        for (text, env, key) in [
+            ("[metrics.span_metrics]\ndimensions = [\"service\"]\n", vec![], "metrics.span_metrics.dimensions"),
+            ("[metrics.span_metrics]\ninterval_seconds = 0\n", vec![], "metrics.span_metrics.interval_seconds"),
+            (
+                "[metrics.service_graph]\nlatency_buckets_seconds = [0.2, 0.1]\n",
+                vec![],
+                "metrics.service_graph.latency_buckets_seconds",
+            ),
+            ("[metrics.span_metrics]\ninterval = 60\n", vec![], "interval"),
+            ("[metrics]\nmax_queued_spans = 0\n", vec![], "metrics.max_queued_spans"),
+            ("", vec![("SEXTANT_METRICS_SPAN_METRICS_LATENCY_BUCKETS_SECONDS", "fast")], "latency_buckets_seconds"),
+        ] {
+            let err = load_str(text, &env).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        // A disabled section is not checked.
+        assert!(load_str("[metrics]\nenabled = false\n[metrics.span_metrics]\ninterval_seconds = 0\n", &[]).is_ok());
     }
 
     #[test]

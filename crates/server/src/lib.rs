@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: file, environment and flags resolved into one [`config::Config`];
 //! - [`ingest`]: OTLP/gRPC, OTLP/HTTP and Zipkin receivers and the pipeline they share;
+//! - [`derived`]: span metrics and the service graph, aggregated from the accepted spans;
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
 //! - [`serve`]: starts and stops all of it;
 //! - [`bench`]: `sextant bench`, benchmarks of a real server.
@@ -9,6 +10,7 @@
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod derived;
 pub mod ingest;
 pub mod metrics;
 pub mod serve;

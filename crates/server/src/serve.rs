@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::derived::{self, DerivedMetrics};
 use crate::ingest::{self, Pipeline};
 use crate::metrics::{IngestMetrics, QueryMetrics};
 
@@ -70,6 +71,11 @@ impl Server {
         let query_metrics = QueryMetrics::default();
         query_metrics.register(&mut registry);
 
+        let derived_opt = match &config.metrics_opt {
+            Some(options) => Some(DerivedMetrics::start(options, &mut registry)?),
+            None => None,
+        };
+
         let engine = Engine::open(config.engine.clone(), engine_metrics).await?;
         let pipeline = Arc::new(Pipeline::new(
             engine.clone(),
@@ -77,11 +83,13 @@ impl Server {
             config.max_request_bytes,
             config.max_inflight_bytes,
             ingest_metrics,
+            derived_opt.clone(),
         ));
         let api_state = Arc::new(ApiState {
             engine: engine.clone(),
             registry: Arc::new(Mutex::new(registry)),
             metrics: query_metrics,
+            derived_opt: derived_opt.clone(),
         });
 
         let grpc_listener = bind(config.otlp_grpc_address, "OTLP/gRPC").await?;
@@ -147,6 +155,13 @@ impl Server {
         }));
         let compaction_engine = engine.clone();
         let never = std::future::pending::<()>;
+        // Expiry of unpaired service graph halves and retention of the derived metrics.
+        if let Some(derived) = derived_opt {
+            server.tasks.spawn(every(derived::TICK_INTERVAL, shutdown_rx.clone(), never, move || {
+                derived.tick();
+                std::future::ready(())
+            }));
+        }
         server.tasks.spawn(every(config.engine.compaction_interval, shutdown_rx.clone(), never, move || {
             let engine = compaction_engine.clone();
             async move { engine.compact_and_expire().await }

@@ -472,7 +472,7 @@ fn keyword_literal(word: &str) -> Option<Literal> {
             if let Some(status) = Status::ALL.into_iter().find(|s| s.keyword() == word) {
                 Literal::Status(status)
             } else {
-                Literal::Kind(SpanKind::ALL.into_iter().find(|k| k.short_name() == word)?)
+                Literal::Kind(SpanKind::from_short_name(word)?)
             }
         }
     })

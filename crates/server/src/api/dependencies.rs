@@ -3,7 +3,8 @@
 //! for every span whose parent is in the same trace and belongs to another service (as Jaeger's
 //! in-memory store counts them); an error when the child span has error status.
 //!
-//! No service graph is stored yet: [`recent_dependencies`] counts over a bounded sample, the
+//! The service graph aggregator (`crate::derived`) keeps only its last minutes, in memory, so
+//! these answers do not use it: [`recent_dependencies`] counts over a bounded sample, the
 //! newest [`MAX_TRACES`] traces with a span starting in the window.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,5 +1,7 @@
-//! The query port (:16686): the native HTTP API (`/api/v1/*`), the Jaeger query API
-//! (`/api/*` without `v1`, see [`jaeger`]), Jaeger's api_v3 (`/api/v3/*`) and `/metrics`.
+//! The query port (:16686): the native HTTP API (`/api/v1/*`, with the span metrics and
+//! service graph of [`derived_metrics`]), the Jaeger query API (`/api/*` without `v1`, see
+//! [`jaeger`], with its metrics endpoints `/api/metrics/*`), Jaeger's api_v3 (`/api/v3/*`)
+//! and `/metrics` ([`exposition`]).
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors of the
 //! native API are mapped to HTTP in one place, [`ApiError`], and always answer
@@ -7,6 +9,8 @@
 //! ([`jaeger::JaegerError`]).
 
 pub mod dependencies;
+pub mod derived_metrics;
+pub mod exposition;
 pub mod jaeger;
 pub mod jaeger_v3;
 pub mod native;
@@ -21,7 +25,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,6 +33,7 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use sextant_storage::engine::{Engine, EngineError};
 
+use crate::derived::DerivedMetrics;
 use crate::metrics::{EndpointLabels, QueryMetrics};
 
 /// What the API handlers share.
@@ -36,6 +41,8 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     pub registry: Arc<Mutex<Registry>>,
     pub metrics: QueryMetrics,
+    /// The span metrics and service graph; `None` when `metrics.enabled` is false.
+    pub derived_opt: Option<Arc<DerivedMetrics>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -49,8 +56,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/operations", get(jaeger::operations))
         .route("/api/traces", get(jaeger::traces))
         .route("/api/traces/{trace_id}", get(jaeger::trace))
+        .route("/api/v1/span-metrics", get(derived_metrics::span_metrics))
+        .route("/api/v1/service-graph", get(derived_metrics::service_graph))
         .route("/api/dependencies", get(jaeger::dependencies))
-        .route("/metrics", get(metrics))
+        .route("/api/metrics/latencies", get(jaeger::spm::latencies))
+        .route("/api/metrics/calls", get(jaeger::spm::calls))
+        .route("/api/metrics/errors", get(jaeger::spm::errors))
+        .route("/api/metrics/minstep", get(jaeger::spm::min_step))
+        .route("/metrics", get(exposition::metrics))
         .merge(jaeger_v3::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
@@ -91,19 +104,6 @@ impl IntoResponse for ApiError {
 
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found("not_found", format!("no such endpoint: {} {}", request.method(), request.uri().path()))
-}
-
-async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
-    let mut text = String::new();
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry.lock()) {
-        return ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "metrics_error",
-            message: error.to_string(),
-        }
-        .into_response();
-    }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 async fn record_latency(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {

@@ -4,7 +4,17 @@
 //! OTLP/gRPC :4317 ──raw message──decode (codec)─┐
 //! OTLP/HTTP :4318 ──read_body────decode (codec)─┼─> Pipeline::ingest ──> Engine::append{,_encoded} ──> ack
 //! Zipkin    :9411 ──read_body────decode (codec)─┘    (count, validate)    (WAL commit)
+//!                                                                          │ committed
+//!                                                                          └──> DerivedMetrics::submit
 //! ```
+//!
+//! With `metrics.enabled`, the accepted spans of a committed request also feed the span
+//! metrics and service graph aggregators ([`crate::derived`]): before the commit the pipeline
+//! reserves room in their queue and copies what they read of the spans (the engine takes the
+//! spans themselves); after it, the copy is queued. Ingest never waits for them: a request
+//! that finds the queue full is acknowledged as usual and counted in
+//! `sextant_metrics_dropped_{batches,spans}_total`; a request whose commit fails is not
+//! aggregated.
 //!
 //! The WAL record is the OTLP protobuf request body itself when decoding changed nothing
 //! ([`Decoded::unchanged`]): the body already is a `TracesData` message that replays to exactly
@@ -40,6 +50,7 @@ use sextant_storage::engine::{Engine, EngineError, now_unix_nanos};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
+use crate::derived::DerivedMetrics;
 use crate::metrics::{IngestMetrics, ProtocolLabels, RejectLabels};
 
 /// How long clients are told to wait after an overload answer.
@@ -121,6 +132,8 @@ pub struct Pipeline {
     max_request_bytes: usize,
     inflight: Arc<Semaphore>,
     metrics: IngestMetrics,
+    /// The span metrics and service graph aggregators, when enabled.
+    derived_opt: Option<Arc<DerivedMetrics>>,
 }
 
 impl Pipeline {
@@ -130,9 +143,17 @@ impl Pipeline {
         max_request_bytes: usize,
         max_inflight_bytes: usize,
         metrics: IngestMetrics,
+        derived_opt: Option<Arc<DerivedMetrics>>,
     ) -> Pipeline {
         let permits = (max_inflight_bytes / PERMIT_UNIT_BYTES).clamp(1, Semaphore::MAX_PERMITS);
-        Pipeline { engine, limits, max_request_bytes, inflight: Arc::new(Semaphore::new(permits)), metrics }
+        Pipeline {
+            engine,
+            limits,
+            max_request_bytes,
+            inflight: Arc::new(Semaphore::new(permits)),
+            metrics,
+            derived_opt,
+        }
     }
 
     pub fn max_request_bytes(&self) -> usize {
@@ -209,13 +230,23 @@ impl Pipeline {
                 .inc();
         }
         let message = decoded.partial_success_message();
+        let (spans, derived_batch_opt) = match &self.derived_opt {
+            Some(derived) => {
+                let (spans, batch) = derived.prepare_owned(decoded.spans).await;
+                (spans, Some(batch))
+            }
+            None => (decoded.spans, None),
+        };
         let appended = match protobuf_body.filter(|_| decoded.unchanged) {
-            Some(payload) => self.engine.append_encoded(decoded.spans, payload).await,
-            None => self.engine.append(decoded.spans).await,
+            Some(payload) => self.engine.append_encoded(spans, payload).await,
+            None => self.engine.append(spans).await,
         };
         match appended {
             Ok(()) => {
                 self.metrics.spans_accepted.get_or_create(&labels).inc_by(num_valid as u64);
+                if let (Some(derived), Some(batch)) = (&self.derived_opt, derived_batch_opt) {
+                    derived.submit(batch, num_valid);
+                }
                 Ok(Outcome { accepted: num_valid, rejected: num_rejected, message })
             }
             Err(error) => {

@@ -11,6 +11,7 @@ mod http_receivers;
 mod jaeger;
 mod jaeger_v3;
 mod otlp_sdk;
+mod span_metrics;
 mod support;
 mod tempo;
 mod wal_record;

@@ -21,8 +21,11 @@
 //! - `GET /api/traces/{traceID}`: `{"data": [trace]}`; 404 when no span of it is stored.
 //! - `GET /api/dependencies?endTs=&lookback=&service=` (milliseconds; default now and 24 h):
 //!   `[{"parent", "child", "callCount"}]`, the calls from a span's service to its children's
-//!   other services. There is no service-graph store yet: this is a bounded sample, computed
-//!   from the newest [`super::dependencies::MAX_TRACES`] traces with a span starting in the window.
+//!   other services. It does not read the service graph aggregator (which holds only the last
+//!   minutes, in memory): this is a bounded sample, computed from the newest
+//!   [`super::dependencies::MAX_TRACES`] traces with a span starting in the window.
+//! - `GET /api/metrics/{latencies,calls,errors,minstep}`: Jaeger's Service Performance
+//!   Monitoring API, answered from the span metrics (see [`spm`]).
 //!
 //! Known differences from Jaeger:
 //! - tags are searched on span and resource attributes; Jaeger also searches event (log)
@@ -39,6 +42,7 @@
 
 pub mod model;
 pub mod params;
+pub mod spm;
 
 use std::sync::Arc;
 
