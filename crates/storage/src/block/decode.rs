@@ -89,8 +89,24 @@ impl<'a> TextColumn<'a> {
         }
     }
 
+    /// The number of distinct keys: the dictionary's values, or the rows of a plain column.
+    pub(super) fn distinct_len(&self) -> usize {
+        self.values.len()
+    }
+
     pub(super) fn key(&self, row: usize) -> usize {
         self.keys.map_or(row, |keys| keys.value(row) as usize)
+    }
+
+    /// With a dictionary, the keys of its values equal to `text` (usually none or one), and
+    /// every row's key; `None` for a plain column.
+    pub(super) fn keys_of(&self, text: &str) -> Option<(Vec<i32>, &'a [i32])> {
+        let keys = self.keys?;
+        let equal = (0..self.values.len())
+            .filter(|&key| !self.values.is_null(key) && self.values.value(key) == text)
+            .map(|key| key as i32)
+            .collect();
+        Some((equal, keys.values()))
     }
 
     /// With a dictionary, whether each distinct value equals `text`; `None` for a plain

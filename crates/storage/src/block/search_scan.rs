@@ -9,7 +9,6 @@
 //! columns a filter value could match (an integer column only for a filter value that parses
 //! as one, and so on), and only for the rows that pass the other conditions (see [`scan`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
@@ -318,8 +317,10 @@ impl<'a> BaseRows<'a> {
 /// One filter, prepared for a batch.
 struct PreparedFilter<'a> {
     filter: &'a AttributeFilter,
-    /// Per distinct attribute key: equal to the filter's key.
-    key_equal: Option<Vec<bool>>,
+    /// With a dictionary of keys: the dictionary keys naming the filter's key, and every
+    /// attribute's dictionary key, so the search for the key compares integers (and stops at
+    /// once when no attribute of the batch has it).
+    key_ids: Option<(Vec<i32>, &'a [i32])>,
     /// Per distinct string value: equal to the filter's value.
     value_equal: Option<Vec<bool>>,
     int: Option<i64>,
@@ -341,8 +342,9 @@ struct AttributeMatcher<'a> {
     bools: Option<&'a BooleanArray>,
     bytes: Option<&'a BinaryArray>,
     resources: TextColumn<'a>,
-    /// Per resource (dictionary key) and filter, the resource's answer once computed.
-    resource_answers: HashMap<(usize, usize), bool>,
+    /// Per resource (dictionary key) and filter (`key × filters + filter`), the resource's
+    /// answer once computed.
+    resource_answers: Vec<Option<bool>>,
 }
 
 impl<'a> AttributeMatcher<'a> {
@@ -354,11 +356,13 @@ impl<'a> AttributeMatcher<'a> {
         let bad = |name: &str| format!("attributes field {name} has the wrong type");
         let keys = TextColumn::of(required(ATTR_KEY)?, ATTR_KEY)?;
         let strings = TextColumn::of(required(ATTR_STRING)?, ATTR_STRING)?;
+        let resources = TextColumn::new(batch, RESOURCE_ATTRIBUTES)?;
+        let filters_len = filters.len();
         let filters = filters
             .iter()
             .map(|filter| PreparedFilter {
                 filter,
-                key_equal: keys.distinct_equal(&filter.key),
+                key_ids: keys.keys_of(&filter.key),
                 value_equal: strings.distinct_equal(&filter.value),
                 int: filter.value.parse().ok(),
                 double: filter.value.parse().ok(),
@@ -375,8 +379,8 @@ impl<'a> AttributeMatcher<'a> {
             doubles: field(ATTR_DOUBLE).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_DOUBLE))).transpose()?,
             bools: field(ATTR_BOOL).map(|c| c.as_boolean_opt().ok_or_else(|| bad(ATTR_BOOL))).transpose()?,
             bytes: field(ATTR_BYTES).map(|c| c.as_binary_opt().ok_or_else(|| bad(ATTR_BYTES))).transpose()?,
-            resources: TextColumn::new(batch, RESOURCE_ATTRIBUTES)?,
-            resource_answers: HashMap::new(),
+            resource_answers: vec![None; resources.distinct_len() * filters_len],
+            resources,
         })
     }
 
@@ -397,13 +401,23 @@ impl<'a> AttributeMatcher<'a> {
     fn span_answer(&self, row: usize, prepared: &PreparedFilter<'_>) -> Result<Option<bool>> {
         let (start, end) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
         let filter = prepared.filter;
-        let mut found = None;
-        for i in (start..end).rev() {
-            if self.keys.row_equals(i, prepared.key_equal.as_deref(), &filter.key)? {
-                found = Some(i);
-                break;
+        let found = match &prepared.key_ids {
+            Some((ids, _)) if ids.is_empty() => None,
+            Some((ids, keys)) => {
+                let keys = keys.get(start..end).ok_or("attribute offsets beyond the keys")?;
+                keys.iter().rposition(|key| ids.contains(key)).map(|i| start + i)
             }
-        }
+            None => {
+                let mut found = None;
+                for i in (start..end).rev() {
+                    if self.keys.row_equals(i, None, &filter.key)? {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                found
+            }
+        };
         let Some(i) = found else { return Ok(None) };
         let missing = |what: &str| format!("attribute {:?}: {what} is null", filter.key);
         // A value column that was not read cannot hold a value equal to the filter's.
@@ -449,13 +463,16 @@ impl<'a> AttributeMatcher<'a> {
     /// The answer of the row's resource to filter `i`, computed once per resource.
     fn resource_answer(&mut self, row: usize, i: usize) -> Result<bool> {
         let resource = self.resources.key(row);
-        if let Some(&answer) = self.resource_answers.get(&(resource, i)) {
-            return Ok(answer);
+        let slot = resource * self.filters.len() + i;
+        if let Some(Some(answer)) = self.resource_answers.get(slot) {
+            return Ok(*answer);
         }
         let filter = self.filters[i].filter;
         let attributes = from_otlp_json(self.resources.text(resource)?)?;
         let answer = find_attribute(&attributes, &filter.key).is_some_and(|value| filter.matches_value(value));
-        self.resource_answers.insert((resource, i), answer);
+        if let Some(cached) = self.resource_answers.get_mut(slot) {
+            *cached = Some(answer);
+        }
         Ok(answer)
     }
 }
