@@ -18,6 +18,8 @@ use sextant_codec::Limits;
 use sextant_metrics::{MetricsError, ServiceGraphConfig, SpanMetricsConfig};
 use sextant_storage::engine::EngineOptions;
 
+use crate::alerting::rule::Rule;
+
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "SEXTANT_";
 
@@ -47,6 +49,7 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub storage: RawStorage,
     pub metrics: RawMetrics,
+    pub alerting: RawAlerting,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -136,6 +139,40 @@ pub struct MetricsOptions {
     pub service_graph: ServiceGraphConfig,
 }
 
+/// Alerting on span metrics: rules evaluated every `evaluation_interval`, notifications
+/// POSTed to `webhooks` in Alertmanager's webhook format. Rules written here are read-only
+/// through the API (see `crate::alerting`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAlerting {
+    pub enabled: bool,
+    pub evaluation_interval: String,
+    /// `http://` URLs receiving Alertmanager webhook notifications.
+    pub webhooks: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+pub const DEFAULT_ALERTING_EVALUATION_INTERVAL: &str = "15s";
+
+impl Default for RawAlerting {
+    fn default() -> Self {
+        RawAlerting {
+            enabled: true,
+            evaluation_interval: DEFAULT_ALERTING_EVALUATION_INTERVAL.to_string(),
+            webhooks: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// The resolved `[alerting]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertingOptions {
+    pub evaluation_interval: Duration,
+    pub webhooks: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
 pub const DEFAULT_OTLP_GRPC_ADDRESS: &str = "127.0.0.1:4317";
 pub const DEFAULT_OTLP_HTTP_ADDRESS: &str = "127.0.0.1:4318";
 pub const DEFAULT_ZIPKIN_ADDRESS: &str = "127.0.0.1:9411";
@@ -163,6 +200,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             storage: RawStorage::default(),
             metrics: RawMetrics::default(),
+            alerting: RawAlerting::default(),
         }
     }
 }
@@ -232,6 +270,8 @@ pub struct Config {
     pub engine: EngineOptions,
     /// `None` when `metrics.enabled` is false.
     pub metrics_opt: Option<MetricsOptions>,
+    /// `None` when `alerting.enabled` is false.
+    pub alerting_opt: Option<AlertingOptions>,
 }
 
 /// Command-line values that override everything else.
@@ -327,6 +367,7 @@ impl RawConfig {
             ));
         }
         let metrics_opt = self.metrics.resolve()?;
+        let alerting_opt = self.alerting.resolve()?;
         Ok(Config {
             log_level: self.log_level.clone(),
             otlp_grpc_address: address("receivers.otlp_grpc_address", &r.otlp_grpc_address)?,
@@ -340,6 +381,7 @@ impl RawConfig {
             limits,
             engine,
             metrics_opt,
+            alerting_opt,
         })
     }
 
@@ -369,6 +411,42 @@ impl RawMetrics {
             span_metrics: self.span_metrics.clone(),
             service_graph: self.service_graph.clone(),
         }))
+    }
+}
+
+impl RawAlerting {
+    /// Checks the interval, the webhook URLs and every rule; `None` when disabled.
+    fn resolve(&self) -> Result<Option<AlertingOptions>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let evaluation_interval =
+            humantime::parse_duration(&self.evaluation_interval).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                invalid(
+                    "alerting.evaluation_interval",
+                    format!("{:?} is not a positive duration like 15s or 1m", self.evaluation_interval),
+                )
+            })?;
+        for (index, url) in self.webhooks.iter().enumerate() {
+            let key = format!("alerting.webhooks[{index}]");
+            if url.starts_with("https://") {
+                return Err(invalid(&key, format!("{url:?}: https webhooks are not supported yet; use http://")));
+            }
+            let host = url.strip_prefix("http://").unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                return Err(invalid(&key, format!("{url:?} is not an http:// URL")));
+            }
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.validate().map_err(|e| invalid(&format!("alerting.rules[{index}].{}", e.field), e.message))?;
+            if self.rules[..index].iter().any(|r| r.name == rule.name) {
+                return Err(invalid(
+                    &format!("alerting.rules[{index}].name"),
+                    format!("{:?} is used twice", rule.name),
+                ));
+            }
+        }
+        Ok(Some(AlertingOptions { evaluation_interval, webhooks: self.webhooks.clone(), rules: self.rules.clone() }))
     }
 }
 
@@ -561,6 +639,42 @@ mod tests {
     }
 
     #[test]
+    fn partial_alerting_section_keeps_defaults_for_the_rest() {
+        let config = load_str(
+            "[alerting]\nwebhooks = [\"http://127.0.0.1:9093/hook\"]\n\n[[alerting.rules]]\nname = \"CartErrors\"\n\
+             op = \">\"\nthreshold = 0.05\n\n[alerting.rules.expr]\nmetric = \"error_rate\"\nservice = \"cart\"\n",
+            &[],
+        )
+        .unwrap();
+        let alerting = config.alerting_opt.expect("enabled by default");
+        assert_eq!(alerting.evaluation_interval, Duration::from_secs(15));
+        assert_eq!(alerting.webhooks, ["http://127.0.0.1:9093/hook"]);
+        assert_eq!(alerting.rules.len(), 1);
+        assert_eq!(alerting.rules[0].expr.window_seconds, crate::alerting::rule::DEFAULT_WINDOW_SECONDS);
+        assert_eq!(alerting.rules[0].for_seconds, 0);
+        let from_env = load_str("", &[("SEXTANT_ALERTING_EVALUATION_INTERVAL", "1s")]).unwrap();
+        assert_eq!(from_env.alerting_opt.unwrap().evaluation_interval, Duration::from_secs(1));
+        assert!(load_str("[alerting]\nenabled = false\n", &[]).unwrap().alerting_opt.is_none());
+    }
+
+    #[test]
+    fn bad_alerting_values_name_the_key() {
+        let rule = "[[alerting.rules]]\nname = \"a\"\nop = \">\"\nthreshold = 0.5\n[alerting.rules.expr]\nservice = \"cart\"\n";
+        let cases = [
+            ("[alerting]\nevaluation_interval = \"0s\"\n".to_string(), "alerting.evaluation_interval"),
+            ("[alerting]\nwebhooks = [\"https://x\"]\n".to_string(), "alerting.webhooks[0]"),
+            ("[alerting]\nwebhooks = [\"ftp://x\"]\n".to_string(), "alerting.webhooks[0]"),
+            (format!("{rule}metric = \"latency_quantile\"\n"), "alerting.rules[0].expr.quantile"),
+            (format!("{rule}metric = \"error_rate\"\n{rule}metric = \"error_rate\"\n"), "alerting.rules[1].name"),
+            (format!("{rule}metric = \"errors\"\n"), "alerting.rules[0].expr.metric"),
+        ];
+        for (text, key) in cases {
+            let error = load_str(&text, &[]).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("config key {key}")), "{key}: {error}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_one_line() {
         let err = load_str("[storage\n", &[]).unwrap_err().to_string();
         assert!(err.starts_with("config file"), "{err}");
@@ -570,6 +684,22 @@ mod tests {
     #[test]
     fn default_config_round_trips_through_toml() {
         let raw = RawConfig::default();
+        let parsed: RawConfig = toml::from_str(&raw.to_toml()).unwrap();
+        assert_eq!(parsed, raw);
+    }
+
+    #[test]
+    fn alert_rules_round_trip_through_toml() {
+        let mut raw = RawConfig::default();
+        raw.alerting.rules.push(
+            serde_json::from_value(serde_json::json!({
+                "name": "SlowCart",
+                "expr": {"metric": "latency_quantile", "quantile": 0.99, "service": "cart", "span_kind": "server"},
+                "op": ">=", "threshold": 250.0, "for_seconds": 60,
+                "labels": {"severity": "page"}, "annotations": {"summary": "cart is slow"},
+            }))
+            .unwrap(),
+        );
         let parsed: RawConfig = toml::from_str(&raw.to_toml()).unwrap();
         assert_eq!(parsed, raw);
     }

@@ -3,10 +3,12 @@
 //! - [`config`]: file, environment and flags resolved into one [`config::Config`];
 //! - [`ingest`]: OTLP/gRPC, OTLP/HTTP and Zipkin receivers and the pipeline they share;
 //! - [`derived`]: span metrics and the service graph, aggregated from the accepted spans;
+//! - [`alerting`]: rules over the span metrics, alert states, webhook notifications;
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
 //! - [`serve`]: starts and stops all of it;
 //! - [`bench`]: `sextant bench`, benchmarks of a real server.
 
+pub mod alerting;
 pub mod api;
 pub mod bench;
 pub mod config;

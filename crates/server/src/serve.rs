@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tracing::{info, warn};
 
+use crate::alerting::Alerting;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::derived::{self, DerivedMetrics};
@@ -85,29 +86,53 @@ impl Server {
             ingest_metrics,
             derived_opt.clone(),
         ));
-        let api_state = Arc::new(ApiState {
-            engine: engine.clone(),
-            registry: Arc::new(Mutex::new(registry)),
-            metrics: query_metrics,
-            derived_opt: derived_opt.clone(),
-        });
-
         let grpc_listener = bind(config.otlp_grpc_address, "OTLP/gRPC").await?;
         let http_listener = bind(config.otlp_http_address, "OTLP/HTTP").await?;
         let zipkin_listener = bind(config.zipkin_address, "Zipkin").await?;
         let query_listener = bind(config.query_address, "the query API").await?;
         let tempo_listener = bind(config.tempo_address, "Tempo's API").await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let query_address = query_listener.local_addr()?;
+        let alerting_opt = match (&config.alerting_opt, &derived_opt) {
+            (Some(options), Some(derived)) => {
+                let external_url = format!("http://{query_address}");
+                let (alerting, delivery) =
+                    Alerting::start(options, &config.engine.data_dir, derived.clone(), &mut registry, external_url)?;
+                let stop = stopped(shutdown_rx.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = delivery => {}
+                        () = stop => {}
+                    }
+                });
+                Some(alerting)
+            }
+            (Some(options), None) => {
+                if !options.rules.is_empty() {
+                    warn!("alerting needs the span metrics (metrics.enabled); its rules are not evaluated");
+                }
+                None
+            }
+            (None, _) => None,
+        };
         let mut server = Server {
             otlp_grpc_address: grpc_listener.local_addr()?,
             otlp_http_address: http_listener.local_addr()?,
             zipkin_address: zipkin_listener.local_addr()?,
-            query_address: query_listener.local_addr()?,
+            query_address,
             tempo_address: tempo_listener.local_addr()?,
             engine: engine.clone(),
             shutdown_tx,
             tasks: JoinSet::new(),
         };
+
+        let api_state = Arc::new(ApiState {
+            engine: engine.clone(),
+            registry: Arc::new(Mutex::new(registry)),
+            metrics: query_metrics,
+            derived_opt: derived_opt.clone(),
+            alerting_opt: alerting_opt.clone(),
+        });
 
         let grpc = ingest::otlp_grpc::service(pipeline.clone());
         let stop = stopped(shutdown_rx.clone());
@@ -160,6 +185,12 @@ impl Server {
             server.tasks.spawn(every(derived::TICK_INTERVAL, shutdown_rx.clone(), never, move || {
                 derived.tick();
                 std::future::ready(())
+            }));
+        }
+        if let Some(alerting) = alerting_opt {
+            server.tasks.spawn(every(alerting.evaluation_interval, shutdown_rx.clone(), never, move || {
+                let alerting = alerting.clone();
+                async move { alerting.evaluate_now().await }
             }));
         }
         server.tasks.spawn(every(config.engine.compaction_interval, shutdown_rx.clone(), never, move || {

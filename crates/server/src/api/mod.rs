@@ -1,13 +1,15 @@
 //! The query port (:16686): the native HTTP API (`/api/v1/*`, with the span metrics and
 //! service graph of [`derived_metrics`]), the Jaeger query API (`/api/*` without `v1`, see
 //! [`jaeger`], with its metrics endpoints `/api/metrics/*`), Jaeger's api_v3 (`/api/v3/*`)
-//! and `/metrics` ([`exposition`]).
+//! alert rules and alerts ([`alerting`]: `/api/v1/alert-rules`, `/api/alerts`) and
+//! `/metrics` ([`exposition`]).
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors of the
 //! native API are mapped to HTTP in one place, [`ApiError`], and always answer
 //! `{"error": {"code", "message"}}`; the Jaeger API answers errors in Jaeger's own shape
 //! ([`jaeger::JaegerError`]).
 
+pub mod alerting;
 pub mod dependencies;
 pub mod derived_metrics;
 pub mod exposition;
@@ -33,6 +35,7 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use sextant_storage::engine::{Engine, EngineError};
 
+use crate::alerting::Alerting;
 use crate::derived::DerivedMetrics;
 use crate::metrics::{EndpointLabels, QueryMetrics};
 
@@ -43,6 +46,8 @@ pub struct ApiState {
     pub metrics: QueryMetrics,
     /// The span metrics and service graph; `None` when `metrics.enabled` is false.
     pub derived_opt: Option<Arc<DerivedMetrics>>,
+    /// Alert rules and alerts; `None` when alerting or the span metrics are disabled.
+    pub alerting_opt: Option<Arc<Alerting>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -63,6 +68,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/metrics/calls", get(jaeger::spm::calls))
         .route("/api/metrics/errors", get(jaeger::spm::errors))
         .route("/api/metrics/minstep", get(jaeger::spm::min_step))
+        .route("/api/v1/alert-rules", get(alerting::list_rules).post(alerting::create_rule))
+        .route(
+            "/api/v1/alert-rules/{name}",
+            get(alerting::get_rule).put(alerting::update_rule).delete(alerting::delete_rule),
+        )
+        .route("/api/alerts", get(alerting::alerts))
         .route("/metrics", get(exposition::metrics))
         .merge(jaeger_v3::router())
         .fallback(not_found)

@@ -1,6 +1,7 @@
 //! Integration tests of the `sextant` server, driven through its real ports with real
 //! clients (the OpenTelemetry OTLP exporters, HTTP clients) and the real binary.
 
+mod alerting;
 mod api;
 mod bad_input;
 mod bench;
