@@ -13,6 +13,8 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod allocator;
+
 /// Sextant: an OpenTelemetry-native distributed tracing system in one binary.
 ///
 /// Receives spans over OTLP (gRPC :4317, HTTP :4318) and Zipkin (:9411), stores them durably
@@ -71,6 +73,7 @@ fn init_logging(config_level: &str, flag_level: Option<&str>) {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory_a_while();
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => sextant_server::bench::main(args),
