@@ -1,12 +1,12 @@
 //! How long the allocator keeps freed memory before returning it to the system.
 //!
-//! mimalloc returns freed memory a second after it is freed (its `purge_delay`). A flush frees
-//! the head's frozen part just as the head grows into the same amount again, so that memory
-//! went back to the system and came back from it, each page faulted in and zeroed by the
-//! kernel: `clear_page_erms` was a quarter of the server's CPU while ingesting (perf,
-//! docs/BENCHMARKS.md). Keeping freed memory for [`PURGE_DELAY_MILLIS`] spans a flush cycle;
-//! memory left unused for longer still goes back. `MIMALLOC_PURGE_DELAY` in the environment
-//! wins over this setting.
+//! mimalloc returns freed memory a second after it is freed (its `purge_delay`). A flush
+//! frees the head's frozen part while the head grows into the same amount again, and
+//! compaction frees and takes back its buffers job after job, so that memory went back to the
+//! system and came back from it, each page faulted in and zeroed by the kernel again.
+//! Keeping freed memory for [`PURGE_DELAY_MILLIS`] spans those cycles (10M spans ingested:
+//! the server's system CPU 8.1 s → 5.1 s, docs/BENCHMARKS.md); memory left unused for longer
+//! still goes back. `MIMALLOC_PURGE_DELAY` in the environment wins over this setting.
 
 use libmimalloc_sys::mi_option_t;
 use std::ffi::c_long;
