@@ -101,6 +101,11 @@ impl SpanMetricsConfig {
     pub(crate) fn interval_nanos(&self) -> u64 {
         self.interval_seconds.saturating_mul(crate::NANOS_PER_SECOND)
     }
+
+    /// The time the kept intervals cover: `interval_seconds × max_intervals`.
+    pub fn window_nanos(&self) -> u64 {
+        self.interval_nanos().saturating_mul(self.max_intervals as u64)
+    }
 }
 
 /// Service graph: edges between services from paired client/server and producer/consumer
@@ -151,6 +156,11 @@ impl ServiceGraphConfig {
 
     pub(crate) fn interval_nanos(&self) -> u64 {
         self.interval_seconds.saturating_mul(crate::NANOS_PER_SECOND)
+    }
+
+    /// The time the kept intervals cover: `interval_seconds × max_intervals`.
+    pub fn window_nanos(&self) -> u64 {
+        self.interval_nanos().saturating_mul(self.max_intervals as u64)
     }
 
     pub(crate) fn wait_nanos(&self) -> u64 {

@@ -94,10 +94,6 @@ struct Aggregators {
 /// times the same way (its ingestion time range slack).
 pub const FUTURE_SLACK_NANOS: u64 = 60 * 1_000_000_000;
 
-fn window_nanos(interval_seconds: u64, max_intervals: usize) -> u64 {
-    interval_seconds.saturating_mul(1_000_000_000).saturating_mul(max_intervals as u64)
-}
-
 /// Counters of batches that were accepted but not aggregated.
 #[derive(Clone, Debug, Default)]
 struct DropCounters {
@@ -135,8 +131,7 @@ impl DerivedMetrics {
         let aggregators = Arc::new(Aggregators {
             span_metrics: Mutex::new(SpanMetrics::new(options.span_metrics.clone())?),
             service_graph: Mutex::new(ServiceGraph::new(options.service_graph.clone())?),
-            window_nanos: window_nanos(options.span_metrics.interval_seconds, options.span_metrics.max_intervals)
-                .max(window_nanos(options.service_graph.interval_seconds, options.service_graph.max_intervals)),
+            window_nanos: options.span_metrics.window_nanos().max(options.service_graph.window_nanos()),
             past_spans: AtomicU64::new(0),
             future_spans: AtomicU64::new(0),
         });

@@ -76,19 +76,14 @@ fn keep_within_window(aggregators: &Aggregators, spans: &mut Vec<Span>, now_unix
     }
 }
 
-/// The start of the window kept before `now`: `interval × max_intervals` earlier.
-fn window_start(now_unix_nanos: u64, interval_nanos: u64, max_intervals: usize) -> u64 {
-    now_unix_nanos.saturating_sub(interval_nanos.saturating_mul(max_intervals as u64))
-}
-
 fn retain_span_metrics(span_metrics: &mut SpanMetrics, now_unix_nanos: u64) {
-    let cutoff = window_start(now_unix_nanos, span_metrics.interval_nanos(), span_metrics.config().max_intervals);
+    let cutoff = now_unix_nanos.saturating_sub(span_metrics.config().window_nanos());
     span_metrics.drop_intervals_before(cutoff);
     span_metrics.remove_stale_series(cutoff);
 }
 
 fn retain_service_graph(service_graph: &mut ServiceGraph, now_unix_nanos: u64) {
-    let cutoff = window_start(now_unix_nanos, service_graph.interval_nanos(), service_graph.config().max_intervals);
+    let cutoff = now_unix_nanos.saturating_sub(service_graph.config().window_nanos());
     service_graph.drop_intervals_before(cutoff);
     service_graph.remove_stale_edges(cutoff);
 }
