@@ -1,26 +1,29 @@
 //! The per-block trace-ID index, `blocks/{id}/index.bin`.
 //!
-//! It maps each trace in a block to the contiguous rows that hold its spans, so a trace
-//! lookup reads only the row groups and pages that contain them. All integers are little
+//! It maps each trace in a block to the runs of contiguous rows that hold its spans, so a
+//! trace lookup reads only the row groups and pages that contain them. A block's rows are
+//! grouped in clusters (see `writer`) and a trace's rows are contiguous within a cluster, so
+//! a trace has one run per cluster it appears in: nearly always one. All integers are little
 //! endian:
 //!
 //! ```text
 //! struct IndexFile {
 //!     magic:      [u8; 4],         // b"SXTI"
-//!     version:    u32,             // 1
-//!     num_traces: u32,
+//!     version:    u32,             // 2 (1 is read too: one run per trace, runs in trace order)
+//!     num_runs:   u32,
 //!     num_rows:   u32,             // rows in data.parquet
-//!     entries:    [Entry; num_traces],  // sorted by trace_id, strictly increasing
+//!     entries:    [Entry; num_runs],  // sorted by (trace_id, first_row), strictly increasing
 //!     crc32c:     u32,             // CRC-32C (Castagnoli) of every byte before it
 //! }
 //! struct Entry {
 //!     trace_id:  [u8; 16],
-//!     first_row: u32,              // the trace's rows are first_row .. next entry's first_row
-//! }                                // (or num_rows for the last entry)
+//!     first_row: u32,              // the run is first_row .. the next larger first_row of any
+//! }                                // entry (or num_rows for the largest)
 //! ```
 //!
-//! Entries have a fixed size of 20 bytes, so a reader holding only the header could binary
-//! search the file with ranged reads; today the whole file is read once and cached.
+//! The runs partition the rows: their first rows are distinct and the smallest is 0, so a
+//! run's end is the next run's start in row order, which the decoder computes once instead of
+//! storing it (20 bytes per run, not 24).
 //!
 //! Why a separate object and not the Parquet footer: the footer is read by every query that
 //! opens the block, while the index (20 bytes per trace) is needed only by trace lookups.
@@ -31,7 +34,9 @@ use std::ops::Range;
 use sextant_model::TraceId;
 
 const MAGIC: &[u8; 4] = b"SXTI";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Version 1: one run per trace, so trace IDs and first rows both strictly increase.
+const VERSION_ONE_RUN_PER_TRACE: u32 = 1;
 const HEADER_LEN: usize = 16;
 const ENTRY_LEN: usize = 20;
 
@@ -50,41 +55,53 @@ pub enum IndexError {
     Inconsistent(&'static str),
 }
 
-/// The decoded index of one block.
+/// The decoded index of one block: its runs sorted by (trace ID, first row).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BlockIndex {
     trace_ids: Vec<TraceId>,
     first_rows: Vec<u32>,
+    /// Each run's end (exclusive), computed from the first rows.
+    ends: Vec<u32>,
     num_rows: u32,
+    num_traces: usize,
 }
 
 impl BlockIndex {
+    /// Distinct traces in the block.
     pub fn num_traces(&self) -> usize {
-        self.trace_ids.len()
+        self.num_traces
     }
 
     pub fn num_rows(&self) -> u32 {
         self.num_rows
     }
 
-    /// The trace IDs of the block, sorted.
+    /// The trace ID of every run, sorted (a trace with several runs appears once per run).
     pub fn trace_ids(&self) -> &[TraceId] {
         &self.trace_ids
     }
 
-    /// Every trace of the block with its rows, in trace-ID order.
-    pub fn traces(&self) -> impl Iterator<Item = (&TraceId, Range<u64>)> {
-        self.trace_ids.iter().enumerate().map(|(i, trace_id)| {
-            let end = self.first_rows.get(i + 1).copied().unwrap_or(self.num_rows);
-            (trace_id, self.first_rows[i] as u64..end as u64)
-        })
+    /// Every run of the block with its rows, in (trace ID, first row) order.
+    pub fn runs(&self) -> impl Iterator<Item = (&TraceId, Range<u64>)> {
+        self.trace_ids.iter().enumerate().map(|(i, trace_id)| (trace_id, self.rows_of(i)))
     }
 
-    /// The rows holding `trace_id`'s spans, or `None` if the block has none.
-    pub fn lookup(&self, trace_id: &TraceId) -> Option<Range<u64>> {
-        let i = self.position(trace_id).ok()?;
-        let end = self.first_rows.get(i + 1).copied().unwrap_or(self.num_rows);
-        Some(self.first_rows[i] as u64..end as u64)
+    fn rows_of(&self, i: usize) -> Range<u64> {
+        self.first_rows[i] as u64..self.ends[i] as u64
+    }
+
+    /// The runs of rows holding `trace_id`'s spans, in row order; empty if the block has none.
+    pub fn lookup(&self, trace_id: &TraceId) -> impl Iterator<Item = Range<u64>> + '_ {
+        let found = match self.position(trace_id) {
+            Ok(i) => {
+                let first = self.trace_ids[..i].iter().rposition(|id| id != trace_id).map_or(0, |j| j + 1);
+                let end =
+                    self.trace_ids[i..].iter().position(|id| id != trace_id).map_or(self.trace_ids.len(), |j| i + j);
+                first..end
+            }
+            Err(_) => 0..0,
+        };
+        found.map(|i| self.rows_of(i))
     }
 
     /// Whether the block holds any of `sorted` (sorted trace IDs): one binary search each
@@ -144,7 +161,7 @@ impl BlockIndex {
 
     /// Heap bytes held, for cache accounting.
     pub fn memory_size(&self) -> usize {
-        self.trace_ids.len() * ENTRY_LEN + std::mem::size_of::<Self>()
+        self.trace_ids.len() * (ENTRY_LEN + 4) + std::mem::size_of::<Self>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -171,12 +188,12 @@ impl BlockIndex {
         }
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let version = u32_at(4);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_ONE_RUN_PER_TRACE {
             return Err(IndexError::UnsupportedVersion(version));
         }
-        let num_traces = u32_at(8) as usize;
+        let num_runs = u32_at(8) as usize;
         let num_rows = u32_at(12);
-        let body_end = num_traces
+        let body_end = num_runs
             .checked_mul(ENTRY_LEN)
             .and_then(|n| n.checked_add(HEADER_LEN))
             .ok_or(IndexError::Inconsistent("entry count overflows"))?;
@@ -186,17 +203,18 @@ impl BlockIndex {
         if crc32c::crc32c(&bytes[..body_end]) != u32_at(body_end) {
             return Err(IndexError::Checksum);
         }
-        let mut trace_ids = Vec::with_capacity(num_traces);
-        let mut first_rows = Vec::with_capacity(num_traces);
+        let mut trace_ids = Vec::with_capacity(num_runs);
+        let mut first_rows = Vec::with_capacity(num_runs);
         for entry in bytes[HEADER_LEN..body_end].chunks_exact(ENTRY_LEN) {
             let trace_id = TraceId(entry[..16].try_into().expect("16 bytes"));
             let first_row = u32::from_le_bytes(entry[16..].try_into().expect("4 bytes"));
             if let (Some(last_id), Some(last_row)) = (trace_ids.last(), first_rows.last()) {
-                if trace_id <= *last_id {
-                    return Err(IndexError::Inconsistent("trace IDs are not strictly increasing"));
-                }
-                if first_row <= *last_row {
-                    return Err(IndexError::Inconsistent("first rows are not strictly increasing"));
+                let increasing = match version {
+                    VERSION_ONE_RUN_PER_TRACE => trace_id > *last_id && first_row > *last_row,
+                    _ => (trace_id, first_row) > (*last_id, *last_row),
+                };
+                if !increasing {
+                    return Err(IndexError::Inconsistent("entries are not in increasing order"));
                 }
             }
             if first_row >= num_rows {
@@ -205,42 +223,65 @@ impl BlockIndex {
             trace_ids.push(trace_id);
             first_rows.push(first_row);
         }
-        if first_rows.first().is_some_and(|first| *first != 0) {
-            return Err(IndexError::Inconsistent("first trace does not start at row 0"));
+        BlockIndex::from_runs(trace_ids, first_rows, num_rows)
+    }
+
+    /// The index of runs sorted by (trace ID, first row), checking that they partition the
+    /// rows, and computing each run's end.
+    fn from_runs(trace_ids: Vec<TraceId>, first_rows: Vec<u32>, num_rows: u32) -> Result<BlockIndex, IndexError> {
+        let mut by_row: Vec<(u32, u32)> = first_rows.iter().enumerate().map(|(i, &row)| (row, i as u32)).collect();
+        by_row.sort_unstable();
+        if by_row.first().map_or(num_rows > 0, |&(row, _)| row != 0) {
+            return Err(IndexError::Inconsistent("no run starts at row 0"));
         }
-        Ok(BlockIndex { trace_ids, first_rows, num_rows })
+        if by_row.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(IndexError::Inconsistent("two runs start at the same row"));
+        }
+        let mut ends = vec![num_rows; first_rows.len()];
+        for pair in by_row.windows(2) {
+            ends[pair[0].1 as usize] = pair[1].0;
+        }
+        let num_traces = trace_ids.len() - trace_ids.windows(2).filter(|pair| pair[0] == pair[1]).count();
+        Ok(BlockIndex { trace_ids, first_rows, ends, num_rows, num_traces })
     }
 }
 
-/// Builds an index from trace IDs seen in row order (each trace's rows contiguous).
+/// Builds an index from trace IDs seen in row order: a new run starts where the trace ID
+/// changes, or where the writer says a new cluster starts.
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
-    index: BlockIndex,
+    /// (trace ID, first row) of each run, in row order.
+    runs: Vec<(TraceId, u32)>,
+    num_rows: u32,
+    /// The next row starts a run even if its trace continues the last one.
+    break_run: bool,
 }
 
 impl IndexBuilder {
-    /// Records the next row. Rows of one trace must be contiguous and traces must arrive in
-    /// increasing order; a violation is a bug in the writer's sort and panics in debug builds.
+    /// Records the next row.
     pub fn push_row(&mut self, trace_id: TraceId) {
-        let index = &mut self.index;
-        if index.trace_ids.last() != Some(&trace_id) {
-            debug_assert!(index.trace_ids.last().is_none_or(|last| *last < trace_id), "rows out of trace order");
-            index.trace_ids.push(trace_id);
-            index.first_rows.push(index.num_rows);
+        if self.break_run || self.runs.last().is_none_or(|(last, _)| *last != trace_id) {
+            self.runs.push((trace_id, self.num_rows));
+            self.break_run = false;
         }
-        index.num_rows += 1;
+        self.num_rows += 1;
+    }
+
+    /// Makes the next row start a run of its own (a new cluster starts).
+    pub fn break_run(&mut self) {
+        self.break_run = true;
     }
 
     pub fn num_rows(&self) -> u32 {
-        self.index.num_rows
+        self.num_rows
     }
 
-    pub fn num_traces(&self) -> usize {
-        self.index.trace_ids.len()
-    }
-
-    pub fn finish(self) -> BlockIndex {
-        self.index
+    /// The finished index. The writer puts a trace in one run per cluster, so (trace ID,
+    /// first row) pairs are distinct.
+    pub fn finish(mut self) -> BlockIndex {
+        self.runs.sort_unstable();
+        let (trace_ids, first_rows) = self.runs.into_iter().unzip();
+        BlockIndex::from_runs(trace_ids, first_rows, self.num_rows).expect("runs in row order partition the rows")
     }
 }
 
@@ -304,14 +345,71 @@ mod tests {
         }
     }
 
+    fn runs_of(index: &BlockIndex, trace: u8) -> Vec<Range<u64>> {
+        index.lookup(&tid(trace)).collect()
+    }
+
     #[test]
     fn lookup_returns_each_traces_rows() {
         let index = sample();
-        assert_eq!(index.lookup(&tid(1)), Some(0..3));
-        assert_eq!(index.lookup(&tid(5)), Some(3..4));
-        assert_eq!(index.lookup(&tid(9)), Some(4..8));
-        assert_eq!(index.lookup(&tid(2)), None);
+        assert_eq!(runs_of(&index, 1), vec![0..3]);
+        assert_eq!(runs_of(&index, 5), vec![3..4]);
+        assert_eq!(runs_of(&index, 9), vec![4..8]);
+        assert_eq!(runs_of(&index, 2), vec![]);
         assert_eq!(index.num_traces(), 3);
+    }
+
+    /// Two clusters: traces 9 and 1 in the first, 1 (again), 5 and 9 (again) in the second.
+    fn clustered() -> BlockIndex {
+        let mut builder = IndexBuilder::default();
+        for (trace, rows, new_cluster) in [(1u8, 2, false), (9, 1, false), (1, 3, true), (5, 1, false), (9, 2, false)] {
+            if new_cluster {
+                builder.break_run();
+            }
+            for _ in 0..rows {
+                builder.push_row(tid(trace));
+            }
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn a_trace_in_two_clusters_has_a_run_in_each() {
+        let index = clustered();
+        assert_eq!(runs_of(&index, 1), vec![0..2, 3..6]);
+        assert_eq!(runs_of(&index, 9), vec![2..3, 7..9]);
+        assert_eq!(runs_of(&index, 5), vec![6..7]);
+        assert_eq!((index.num_traces(), index.num_rows()), (3, 9));
+        let decoded = BlockIndex::decode(&index.encode()).unwrap();
+        assert_eq!(decoded, index);
+        assert_eq!(runs_of(&decoded, 1), vec![0..2, 3..6]);
+    }
+
+    /// `bytes` with `patch` applied at `at` and the checksum made right again.
+    fn patched(mut bytes: Vec<u8>, at: usize, patch: &[u8]) -> Vec<u8> {
+        bytes[at..at + patch.len()].copy_from_slice(patch);
+        let end = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_version_one_index_still_reads() {
+        let version_one = VERSION_ONE_RUN_PER_TRACE.to_le_bytes();
+        assert_eq!(BlockIndex::decode(&patched(sample().encode(), 4, &version_one)).unwrap(), sample());
+        // Version 1 allows no repeated trace ID.
+        assert_eq!(
+            BlockIndex::decode(&patched(clustered().encode(), 4, &version_one)),
+            Err(IndexError::Inconsistent("entries are not in increasing order"))
+        );
+    }
+
+    #[test]
+    fn runs_that_do_not_partition_the_rows_are_rejected() {
+        // The second entry (trace 5) made to start at row 0, like the first.
+        let bytes = patched(sample().encode(), 16 + 20 + 16, &0u32.to_le_bytes());
+        assert_eq!(BlockIndex::decode(&bytes), Err(IndexError::Inconsistent("two runs start at the same row")));
     }
 
     #[test]

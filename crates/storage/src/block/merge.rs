@@ -7,10 +7,13 @@
 //! each, so the outputs do not overlap in trace start (see `compaction::plan`).
 //!
 //! Then every input, already in block order, is read one row group at a time (one ranged
-//! request each) and decoded in batches, and the merge repeatedly takes the smallest head and
-//! hands it to its trace's output. Each trace's spans arrive contiguously across all inputs,
-//! which is what lets [`SpanDedup`] drop repeated spans (same trace ID, span ID and kind) with
-//! memory bounded by one trace, and keeps every output in block order.
+//! request each) and decoded in batches, and the merge repeatedly takes the smallest head by
+//! (cluster name, sort key) and hands it to its trace's output: every span stays in the
+//! cluster it was written in. A trace's spans in one cluster arrive contiguously across all
+//! inputs, which is what lets [`SpanDedup`] drop repeated spans (same trace ID, span ID and
+//! kind) with memory bounded by one trace, and keeps every output in block order. (A span
+//! repeated in two clusters, which needs two flushes that saw different earliest spans of its
+//! trace, is kept twice; trace reads drop such repeats.)
 //! Outputs are encoded as they go and streamed to multipart uploads, so memory stays bounded
 //! by a few row groups whatever the block sizes: inputs × (one fetched row group + one decoded
 //! batch) + outputs × the row group in progress.
@@ -21,6 +24,8 @@
 //! which is garbage like any block no manifest lists.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
 
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
@@ -28,6 +33,7 @@ use sextant_model::{Span, TraceId};
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
+use super::clusters::Clusters;
 use super::decode::{RowFilter, SpanDecoder};
 use super::reader::{self, OpenedBlock, ReadPlan};
 use super::schema::writer_properties;
@@ -35,6 +41,11 @@ use super::store::BlockStore;
 use super::writer::{BlockWriter, SpanDedup, sort_key};
 use super::{BlockError, BlockMeta, new_block_id, now_unix_nanos};
 
+/// A trace's run of rows in an input, and the cluster it is in.
+type Run = (TraceId, Range<u64>, Arc<str>);
+
+/// Spans moved to their trace's cluster at most per compaction (held in memory meanwhile).
+const MAX_MOVED_SPANS: u64 = 200_000;
 /// Spans handed to the writer at a time.
 const WRITE_CHUNK_SPANS: usize = 1_024;
 /// Multipart parts uploading at once.
@@ -49,15 +60,54 @@ pub(crate) async fn compact(
         return Err(BlockError::EmptyBlock);
     }
     let mut opened = Vec::with_capacity(inputs.len());
-    let mut traces: HashMap<TraceId, (u64, u64)> = HashMap::new();
+    // Per trace: earliest start, spans, and the cluster of its earliest run.
+    let mut traces: HashMap<TraceId, (u64, u64, Arc<str>)> = HashMap::new();
+    // Per input: its runs.
+    let mut runs: Vec<Vec<Run>> = Vec::with_capacity(inputs.len());
     for input in inputs {
         let block = store.open(input).await?;
-        for (trace_id, start, spans) in store.trace_starts(input, &block).await? {
-            let entry = traces.entry(trace_id).or_insert((u64::MAX, 0));
-            *entry = (entry.0.min(start), entry.1 + spans);
+        let clusters = Clusters::of(&block).map_err(|reason| corrupt(input, reason))?;
+        let mut names: Vec<Arc<str>> = clusters.iter().map(|c| Arc::from(c.name.as_str())).collect();
+        names.dedup();
+        let mut input_runs = Vec::new();
+        for (trace_id, rows, start) in store.trace_starts(input, &block).await? {
+            let name = clusters.name_at(rows.start).ok_or_else(|| corrupt(input, "a run is in no cluster".into()))?;
+            let name = names.iter().find(|n| ***n == *name).expect("every cluster is named").clone();
+            let entry = traces.entry(trace_id).or_insert((u64::MAX, 0, name.clone()));
+            if start < entry.0 {
+                (entry.0, entry.2) = (start, name.clone());
+            }
+            entry.1 += rows.end - rows.start;
+            input_runs.push((trace_id, rows, name));
         }
+        runs.push(input_runs);
         opened.push(block);
     }
+    // Runs outside their trace's cluster (parts of a trace flushed apart, whose earliest spans
+    // had different services) move to it, read up front, up to a bound.
+    let mut moves: Vec<Vec<Range<u64>>> = vec![Vec::new(); inputs.len()];
+    let mut moved: Vec<(Arc<str>, Span)> = Vec::new();
+    let mut budget = MAX_MOVED_SPANS;
+    for (i, input_runs) in runs.iter().enumerate() {
+        for (trace_id, rows, name) in input_runs {
+            let home = &traces[trace_id].2;
+            if home != name && rows.end - rows.start <= budget {
+                budget -= rows.end - rows.start;
+                moves[i].push(rows.clone());
+            }
+        }
+        if moves[i].is_empty() {
+            continue;
+        }
+        moves[i].sort_unstable_by_key(|rows| rows.start);
+        for span in store.read_rows(&inputs[i], &opened[i], &moves[i]).await? {
+            moved.push((traces[&span.trace_id].2.clone(), span));
+        }
+    }
+    // Stable: among equal keys the earlier input comes first, as in the merge.
+    moved.sort_by(|(a, x), (b, y)| (a, sort_key(x)).cmp(&(b, sort_key(y))));
+    let traces: HashMap<TraceId, (u64, u64)> =
+        traces.into_iter().map(|(id, (start, spans, _))| (id, (start, spans))).collect();
     let (routes, num_outputs) = split_by_start(traces, max_output_spans);
     let level = inputs.iter().map(|b| b.level).max().unwrap_or(0) + 1;
     let created_unix_nanos = now_unix_nanos();
@@ -69,8 +119,13 @@ pub(crate) async fn compact(
         outputs.push((id, upload));
     }
 
-    let cursors = inputs.iter().zip(opened).map(|(meta, opened)| Cursor::new(store.clone(), meta.clone(), opened));
-    let cursors: Vec<Cursor> = cursors.collect();
+    let cursors = inputs
+        .iter()
+        .zip(opened)
+        .zip(moves)
+        .map(|((meta, opened), skip)| Cursor::new(store.clone(), meta.clone(), opened, skip));
+    let mut cursors: Vec<Cursor> = cursors.collect::<Result<_, _>>()?;
+    cursors.push(Cursor::of_spans(inputs[0].clone(), moved));
     let handle = Handle::current();
     let task_store = store.clone();
     let merged = tokio::task::spawn_blocking(move || {
@@ -115,13 +170,29 @@ fn split_by_start(traces: HashMap<TraceId, (u64, u64)>, max_spans: u64) -> (Hash
 struct Output {
     writer: BlockWriter<Vec<u8>>,
     upload: WriteMultipart,
+    /// Spans of cluster `pending_cluster` not yet handed to the writer.
     pending: Vec<Span>,
+    pending_cluster: Arc<str>,
     data_bytes: u64,
 }
 
 impl Output {
+    /// Queues `span` of cluster `cluster`, writing what is queued when the cluster changes or
+    /// a chunk is full.
+    fn push(&mut self, handle: &Handle, cluster: &Arc<str>, span: Span) -> Result<(), BlockError> {
+        if *self.pending_cluster != **cluster {
+            self.flush_pending(handle)?;
+            self.pending_cluster = cluster.clone();
+        }
+        self.pending.push(span);
+        if self.pending.len() == WRITE_CHUNK_SPANS {
+            self.flush_pending(handle)?;
+        }
+        Ok(())
+    }
+
     fn flush_pending(&mut self, handle: &Handle) -> Result<(), BlockError> {
-        self.writer.write(&self.pending)?;
+        self.writer.write(&self.pending_cluster, &self.pending)?;
         self.pending.clear();
         self.data_bytes += drain(&mut self.writer, &mut self.upload);
         handle.block_on(self.upload.wait_for_capacity(UPLOAD_CONCURRENCY))?;
@@ -144,7 +215,13 @@ fn merge_blocking(
     let mut failed: Option<BlockError> = None;
     for (id, upload) in uploads {
         match BlockWriter::new(id, level, Vec::new(), properties.clone()) {
-            Ok(writer) => outputs.push(Output { writer, upload, pending: Vec::new(), data_bytes: 0 }),
+            Ok(writer) => outputs.push(Output {
+                writer,
+                upload,
+                pending: Vec::new(),
+                pending_cluster: Arc::from(""),
+                data_bytes: 0,
+            }),
             Err(error) => {
                 failed.get_or_insert(error);
                 abort(handle, upload);
@@ -157,6 +234,7 @@ fn merge_blocking(
     }
     let merged = (|| {
         let mut dedup = SpanDedup::default();
+        let mut last_cluster: Option<Arc<str>> = None;
         let mut num_dropped = 0u64;
         loop {
             // The input whose next span sorts first; ties go to the earlier input.
@@ -166,26 +244,27 @@ fn merge_blocking(
             let best = cursors
                 .iter()
                 .enumerate()
-                .filter_map(|(i, cursor)| cursor.buffer.front().map(|span| (sort_key(span), i)))
+                .filter_map(|(i, cursor)| cursor.peek().map(|(cluster, span)| ((cluster, sort_key(span)), i)))
                 .min()
                 .map(|(_, i)| i);
             let Some(best) = best else { break };
-            let span = cursors[best].pop().expect("peeked");
+            let (cluster, span) = cursors[best].pop().expect("peeked");
+            if last_cluster.as_deref() != Some(&*cluster) {
+                // A trace continues across clusters only as separate runs.
+                dedup = SpanDedup::default();
+                last_cluster = Some(cluster.clone());
+            }
             if !dedup.first_time(&span) {
                 num_dropped += 1;
                 continue;
             }
             let Some(&route) = routes.get(&span.trace_id) else {
-                return Err(BlockError::Corrupt {
-                    block_id: cursors[best].meta.id.clone(),
-                    reason: format!("trace {} is not in the block's index", span.trace_id),
-                });
+                return Err(corrupt(
+                    &cursors[best].meta,
+                    format!("trace {} is not in the block's index", span.trace_id),
+                ));
             };
-            let output = &mut outputs[route];
-            output.pending.push(span);
-            if output.pending.len() == WRITE_CHUNK_SPANS {
-                output.flush_pending(handle)?;
-            }
+            outputs[route].push(handle, &cluster, span)?;
         }
         debug!(num_dropped, "dropped repeated spans while compacting");
         for output in outputs.iter_mut() {
@@ -238,61 +317,115 @@ fn drain(writer: &mut BlockWriter<Vec<u8>>, upload: &mut WriteMultipart) -> u64 
     bytes.len() as u64
 }
 
-/// One input of the merge: its spans in block order, one row group fetched at a time.
+fn corrupt(meta: &BlockMeta, reason: String) -> BlockError {
+    BlockError::Corrupt { block_id: meta.id.clone(), reason }
+}
+
+/// One input of the merge: its spans in block order, each with the name of its cluster; or
+/// the moved spans, already in memory and in order.
 struct Cursor {
-    store: BlockStore,
     meta: BlockMeta,
+    buffer: VecDeque<(Arc<str>, Span)>,
+    /// `None` once exhausted (or for the moved spans).
+    input: Option<Input>,
+}
+
+/// What a cursor reads from an input block.
+struct Input {
+    store: BlockStore,
     opened: OpenedBlock,
     next_row_group: usize,
     batches: Option<ParquetRecordBatchReader>,
     decoder: SpanDecoder,
-    buffer: VecDeque<Span>,
+    /// Each cluster's name and end row, in row order.
+    clusters: Vec<(Arc<str>, u64)>,
+    /// The cluster of the next row decoded, and that row.
+    cluster: usize,
+    next_row: u64,
+    /// Rows moved to another cluster (sorted), which this cursor skips; those before
+    /// `skip[skipped]` are behind it.
+    skip: Vec<Range<u64>>,
+    skipped: usize,
 }
 
 impl Cursor {
-    fn new(store: BlockStore, meta: BlockMeta, opened: OpenedBlock) -> Self {
-        Cursor {
+    fn new(store: BlockStore, meta: BlockMeta, opened: OpenedBlock, skip: Vec<Range<u64>>) -> Result<Self, BlockError> {
+        let clusters = Clusters::of(&opened).map_err(|reason| corrupt(&meta, reason))?;
+        let clusters = clusters.iter().map(|c| (Arc::from(c.name.as_str()), c.rows[1] as u64)).collect();
+        let input = Input {
             store,
-            meta,
             opened,
             next_row_group: 0,
             batches: None,
             decoder: SpanDecoder::default(),
-            buffer: VecDeque::new(),
-        }
+            clusters,
+            cluster: 0,
+            next_row: 0,
+            skip,
+            skipped: 0,
+        };
+        Ok(Cursor { meta, buffer: VecDeque::new(), input: Some(input) })
+    }
+
+    /// A cursor over spans already read and sorted; `meta` names them in errors.
+    fn of_spans(meta: BlockMeta, spans: Vec<(Arc<str>, Span)>) -> Self {
+        Cursor { meta, buffer: spans.into(), input: None }
     }
 
     /// Fetches and decodes more of the input if the buffer is empty; leaves it empty only
     /// when the input is exhausted.
     fn fill(&mut self, handle: &Handle) -> Result<(), BlockError> {
         while self.buffer.is_empty() {
-            if let Some(batches) = &mut self.batches {
+            let Some(input) = &mut self.input else { return Ok(()) };
+            if let Some(batches) = &mut input.batches {
                 match batches.next() {
                     Some(batch) => {
                         let mut spans = Vec::new();
-                        self.decoder
+                        input
+                            .decoder
                             .decode(&batch?, &RowFilter::All, &mut spans)
-                            .map_err(|reason| BlockError::Corrupt { block_id: self.meta.id.clone(), reason })?;
-                        self.buffer.extend(spans);
+                            .map_err(|r| corrupt(&self.meta, r))?;
+                        for span in spans {
+                            let row = input.next_row;
+                            input.next_row += 1;
+                            while input.skip.get(input.skipped).is_some_and(|rows| rows.end <= row) {
+                                input.skipped += 1;
+                            }
+                            if input.skip.get(input.skipped).is_some_and(|rows| rows.contains(&row)) {
+                                continue;
+                            }
+                            while input.clusters.get(input.cluster).is_some_and(|(_, end)| *end <= row) {
+                                input.cluster += 1;
+                            }
+                            let Some((name, _)) = input.clusters.get(input.cluster) else {
+                                return Err(corrupt(&self.meta, format!("row {row} is in no cluster")));
+                            };
+                            self.buffer.push_back((name.clone(), span));
+                        }
                         continue;
                     }
-                    None => self.batches = None,
+                    None => input.batches = None,
                 }
             }
-            if self.next_row_group >= self.opened.metadata().num_row_groups() {
+            if input.next_row_group >= input.opened.metadata().num_row_groups() {
+                self.input = None;
                 return Ok(());
             }
-            let plan = ReadPlan::row_groups(vec![self.next_row_group]);
-            self.next_row_group += 1;
-            let path = self.store.data_path(&self.meta.id);
-            let file = handle.block_on(reader::fetch(self.store.store.as_ref(), &path, &self.opened, &plan))?;
-            let batch_rows = self.store.options.read_batch_rows;
-            self.batches = Some(reader::batch_reader(file, &self.opened, &plan, batch_rows)?);
+            let plan = ReadPlan::row_groups(vec![input.next_row_group]);
+            input.next_row_group += 1;
+            let path = input.store.data_path(&self.meta.id);
+            let file = handle.block_on(reader::fetch(input.store.store.as_ref(), &path, &input.opened, &plan))?;
+            let batch_rows = input.store.options.read_batch_rows;
+            input.batches = Some(reader::batch_reader(file, &input.opened, &plan, batch_rows)?);
         }
         Ok(())
     }
 
-    fn pop(&mut self) -> Option<Span> {
+    fn peek(&self) -> Option<(&str, &Span)> {
+        self.buffer.front().map(|(cluster, span)| (&**cluster, span))
+    }
+
+    fn pop(&mut self) -> Option<(Arc<str>, Span)> {
         self.buffer.pop_front()
     }
 }

@@ -7,8 +7,9 @@
 //! one code path.
 //!
 //! ```text
-//! {prefix}/blocks/{id}/data.parquet   one row per span, sorted by (trace_id, start, span_id, kind)
-//! {prefix}/blocks/{id}/index.bin      sorted trace IDs → first row (see `index`)
+//! {prefix}/blocks/{id}/data.parquet   one row per span, in clusters by service, each sorted by
+//!                                     (trace_id, start, span_id, kind) (see `writer`)
+//! {prefix}/blocks/{id}/index.bin      sorted trace IDs → their runs of rows (see `index`)
 //! {prefix}/manifest/{version:020}.json  the live blocks; the highest version wins
 //! ```
 //!
@@ -19,6 +20,7 @@
 //! - `attributes`, `encode`, `decode`: spans ⇄ Arrow record batches, exact in both directions;
 //! - [`index`]: the per-block trace-ID index (`index.bin`);
 //! - `writer`: spans in block order → `data.parquet` bytes, index and [`BlockMeta`];
+//! - `clusters`: the clusters of a block, from its footer;
 //! - `reader`: footer, row-group and page selection, ranged fetches;
 //! - `search_scan`: the columns a search reads and its span conditions evaluated on them;
 //! - `cache`: parsed footers and indexes of immutable blocks, bounded in bytes;
@@ -36,6 +38,7 @@
 
 mod attributes;
 mod cache;
+mod clusters;
 pub mod compaction;
 mod decode;
 mod encode;
@@ -61,7 +64,7 @@ pub(crate) use encode::ServiceNames;
 pub use manifest::Manifest;
 pub use search_scan::SearchRow;
 pub(crate) use store::encode_block;
-pub use store::{BlockStore, BlockStoreOptions};
+pub use store::{BlockStore, BlockStoreOptions, SearchRows};
 
 /// What can go wrong reading, writing or managing blocks.
 #[derive(Debug, thiserror::Error)]

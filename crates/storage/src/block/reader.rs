@@ -99,11 +99,6 @@ impl ReadPlan {
         ReadPlan { row_groups, row_ranges }
     }
 
-    /// The rows `rows` of the block (global row numbers).
-    pub(crate) fn rows(metadata: &ParquetMetaData, rows: Range<u64>) -> ReadPlan {
-        ReadPlan::rows_in(metadata, std::slice::from_ref(&rows))
-    }
-
     /// The rows of every range of `ranges` (global row numbers, sorted and disjoint).
     pub(crate) fn rows_in(metadata: &ParquetMetaData, ranges: &[Range<u64>]) -> ReadPlan {
         let mut plan = ReadPlan { row_groups: Vec::new(), row_ranges: Vec::new() };
@@ -298,9 +293,8 @@ pub(crate) fn projected_batch_reader(
     Ok(builder.build()?)
 }
 
-/// Like [`projected_batch_reader`] over a whole-row-group plan, reading only `rows`: sorted,
-/// distinct positions in the concatenation of the plan's row groups. Pages holding none of
-/// them are skipped.
+/// Like [`projected_batch_reader`], reading only `rows`: sorted, distinct positions among the
+/// rows the plan reads. Pages holding none of them are skipped.
 pub(crate) fn rows_batch_reader(
     file: SparseFile,
     opened: &OpenedBlock,
@@ -309,7 +303,12 @@ pub(crate) fn rows_batch_reader(
     projection: ProjectionMask,
     rows: &[usize],
 ) -> Result<ParquetRecordBatchReader, BlockError> {
-    let total: usize = plan.row_groups.iter().map(|&g| opened.metadata().row_group(g).num_rows() as usize).sum();
+    let metadata = opened.metadata();
+    let plan_selection = plan.selection(metadata);
+    let total = match &plan_selection {
+        Some(selection) => selection.row_count(),
+        None => plan.row_groups.iter().map(|&g| metadata.row_group(g).num_rows() as usize).sum(),
+    };
     let mut selectors = Vec::new();
     let mut position = 0;
     for &row in rows {
@@ -322,12 +321,16 @@ pub(crate) fn rows_batch_reader(
     if total > position {
         selectors.push(RowSelector::skip(total - position));
     }
+    let mut selection = RowSelection::from(selectors);
+    if let Some(plan_selection) = plan_selection {
+        selection = plan_selection.and_then(&selection);
+    }
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, opened.arrow.clone())
         .with_row_groups(plan.row_groups.clone())
         .with_batch_size(batch_size)
         .with_row_selection_policy(RowSelectionPolicy::Selectors)
         .with_projection(projection)
-        .with_row_selection(RowSelection::from(selectors));
+        .with_row_selection(selection);
     Ok(builder.build()?)
 }
 

@@ -6,9 +6,12 @@
 //! column's name, type or meaning is a format change: bump [`FORMAT_VERSION`].
 //!
 //! Invariants of every block:
-//! - rows are sorted by (`trace_id`, `start_unix_nanos`, `span_id`, `kind`), so one trace's
-//!   spans are contiguous; the row groups record this as their sorting columns. The kind only
-//!   separates the two halves of a Zipkin shared span, which share trace and span ID;
+//! - rows are grouped in clusters named by a service, in name order, listed in the footer
+//!   under [`META_CLUSTERS`]; within a cluster they are sorted by (`trace_id`,
+//!   `start_unix_nanos`, `span_id`, `kind`), so a trace's spans in one cluster are contiguous
+//!   (see `writer`). The kind only separates the two halves of a Zipkin shared span, which
+//!   share trace and span ID. No column orders the whole file, so the row groups declare no
+//!   sorting columns;
 //! - `end = start_unix_nanos + duration_nanos` (wrapping, so any `u64` pair round trips);
 //! - text-encoded attribute lists are the OTLP/JSON encoding of `repeated KeyValue`
 //!   (see `attributes`), `[]` when empty.
@@ -17,12 +20,12 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 /// Version of the block format, stored under [`META_FORMAT_VERSION`].
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 1 blocks (rows sorted by trace alone, no clusters) are read as one cluster.
+pub const FORMAT_VERSION: u32 = 2;
 
 pub const TRACE_ID: &str = "trace_id";
 pub const SPAN_ID: &str = "span_id";
@@ -106,8 +109,11 @@ pub const META_MAX_TRACE_START_UNIX_NANOS: &str = "sextant.block.max_trace_start
 pub const META_SERVICES: &str = "sextant.block.services";
 /// JSON object: service name → sorted distinct span names.
 pub const META_OPERATIONS: &str = "sextant.block.operations";
+/// JSON array of the clusters in row order: `{"name", "rows": [first, end], "services":
+/// [positions in META_SERVICES]}`. Absent in version 1 blocks.
+pub const META_CLUSTERS: &str = "sextant.block.clusters";
 /// Value of [`META_SORT_ORDER`].
-pub const SORT_ORDER: &str = "trace_id,start_unix_nanos,span_id,kind";
+pub const SORT_ORDER: &str = "cluster,trace_id,start_unix_nanos,span_id,kind";
 
 /// Leaf columns written without zstd: random IDs and delta-packed durations, which zstd
 /// cannot shrink, and scalars that are almost always one value, which the dictionary and run
@@ -236,11 +242,6 @@ pub fn block_schema() -> SchemaRef {
         .clone()
 }
 
-/// Index of a top-level column in [`block_schema`].
-pub fn column_index(name: &str) -> usize {
-    block_schema().index_of(name).expect("column of the block schema")
-}
-
 /// Parquet writer settings of a block.
 ///
 /// - zstd everywhere; dictionary encoding (Parquet's default) for every column except the
@@ -248,15 +249,8 @@ pub fn column_index(name: &str) -> usize {
 ///   `duration_nanos`;
 /// - page-level statistics of `trace_id` and `start_unix_nanos` only, the columns readers
 ///   prune row groups and pages by; none of the others (the min and max of every string page
-///   cost a comparison per value when writing, and nothing reads them);
-/// - the sort order recorded as the row groups' sorting columns.
+///   cost a comparison per value when writing, and nothing reads them).
 pub fn writer_properties(row_group_rows: usize, page_rows: usize, zstd_level: i32) -> WriterProperties {
-    // Parquet numbers leaf columns; these all precede the first nested column, so their leaf
-    // index equals their index in the Arrow schema.
-    let sorting = [TRACE_ID, START_UNIX_NANOS, SPAN_ID, KIND]
-        .iter()
-        .map(|name| SortingColumn { column_idx: column_index(name) as i32, descending: false, nulls_first: false })
-        .collect();
     let zstd = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let mut builder = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
@@ -267,7 +261,6 @@ pub fn writer_properties(row_group_rows: usize, page_rows: usize, zstd_level: i3
         .set_statistics_enabled(EnabledStatistics::None)
         .set_column_statistics_enabled(ColumnPath::from(TRACE_ID), EnabledStatistics::Page)
         .set_column_statistics_enabled(ColumnPath::from(START_UNIX_NANOS), EnabledStatistics::Page)
-        .set_sorting_columns(Some(sorting))
         .set_created_by(format!("sextant block format {FORMAT_VERSION}"));
     for name in [SPAN_ID, PARENT_SPAN_ID, START_UNIX_NANOS, DURATION_NANOS] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);

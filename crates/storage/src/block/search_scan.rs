@@ -146,7 +146,7 @@ pub(crate) fn plan(opened: &OpenedBlock, query: &SearchQuery) -> std::result::Re
     Ok(SearchPlan { opened: OpenedBlock { arrow, file_size: opened.file_size }, base, attributes, fetch })
 }
 
-/// Reads the rows of `plan` (whole row groups) from `file` as [`SearchRow`]s, in row order,
+/// Reads the rows of `plan` (row groups, or rows within them) from `file` as [`SearchRow`]s, in row order,
 /// calling `f` on each. Without attribute filters, one pass. With them, three: the base
 /// columns of every row, keeping the positions of rows that pass the other conditions; the
 /// attribute columns of those rows only (pages without one are skipped), evaluating the

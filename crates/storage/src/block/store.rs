@@ -7,6 +7,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -22,6 +23,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use sextant_model::{Span, TraceId};
 
 use super::cache::BlockCache;
+use super::clusters::Clusters;
 use super::decode::{RowFilter, SpanDecoder};
 use super::index::BlockIndex;
 use super::manifest::{self, Manifest};
@@ -31,7 +33,7 @@ use super::schema::{
     START_UNIX_NANOS, writer_properties,
 };
 use super::search_scan::{self, ScanError, SearchRow};
-use super::writer::{BlockWriter, sort_and_dedup};
+use super::writer::{BlockWriter, cluster_order};
 use super::{BlockError, BlockMeta, is_block_id, new_block_id, now_unix_nanos};
 use crate::search::SearchQuery;
 
@@ -86,6 +88,31 @@ pub struct BlockStore {
     indexes: Arc<BlockCache<Arc<BlockIndex>>>,
 }
 
+/// Which rows of a block a search reads.
+#[derive(Clone, Debug)]
+pub enum SearchRows {
+    /// The clusters that can hold a span of the query's service (every row without one).
+    OfQuery,
+    /// These rows (sorted, disjoint), whatever the query.
+    Listed(Vec<Range<u64>>),
+}
+
+/// The rows of `0..num_rows` outside `ranges` (sorted, disjoint).
+fn complement(ranges: &[Range<u64>], num_rows: u64) -> Vec<Range<u64>> {
+    let mut outside = Vec::new();
+    let mut next = 0;
+    for range in ranges {
+        if range.start > next {
+            outside.push(next..range.start);
+        }
+        next = range.end;
+    }
+    if next < num_rows {
+        outside.push(next..num_rows);
+    }
+    outside
+}
+
 /// A block's objects, encoded but not yet stored.
 pub(crate) struct EncodedBlock {
     data: Bytes,
@@ -106,11 +133,13 @@ pub(crate) fn encode_block<S: Borrow<Span>>(
     }
     let created_unix_nanos = now_unix_nanos();
     let id = new_block_id(created_unix_nanos / 1_000_000);
-    let spans = sort_and_dedup(spans);
+    let clustered = cluster_order(spans);
     let properties = writer_properties(options.row_group_rows, options.page_rows, options.zstd_level);
     let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
-    writer.write(&spans)?;
-    drop(spans);
+    for (name, range) in &clustered.clusters {
+        writer.write(name, &clustered.spans[range.clone()])?;
+    }
+    drop(clustered);
     let finished = writer.finish(created_unix_nanos)?;
     let index_bytes = finished.index.encode();
     Ok(EncodedBlock { data: Bytes::from(finished.sink), index_bytes, index: finished.index, meta: finished.meta })
@@ -233,34 +262,49 @@ impl BlockStore {
     /// The spans of one trace in this block, in block order; empty if the block has none.
     /// Reads only the pages holding the trace's rows.
     pub async fn read_trace(&self, meta: &BlockMeta, trace_id: TraceId) -> Result<Vec<Span>, BlockError> {
-        let index = self.index(meta).await?;
-        let Some(rows) = index.lookup(&trace_id) else {
-            return Ok(Vec::new());
-        };
-        let opened = self.open(meta).await?;
-        let plan = ReadPlan::rows(opened.metadata(), rows);
-        let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), &opened, &plan).await?;
-        self.decode(meta, file, opened, plan, RowFilter::Trace(trace_id)).await
+        self.read_traces(meta, &[trace_id]).await
     }
 
     /// The spans of the traces `ids` held in this block, in block order: one read of the pages
     /// holding any of their rows. Empty when the block holds none of them.
     pub async fn read_traces(&self, meta: &BlockMeta, ids: &[TraceId]) -> Result<Vec<Span>, BlockError> {
         let index = self.index(meta).await?;
-        let mut held: Vec<(u64, u64, TraceId)> =
-            ids.iter().filter_map(|id| index.lookup(id).map(|rows| (rows.start, rows.end, *id))).collect();
-        if held.is_empty() {
+        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut wanted: Vec<TraceId> = Vec::new();
+        for id in ids {
+            let before = ranges.len();
+            ranges.extend(index.lookup(id));
+            if ranges.len() > before {
+                wanted.push(*id);
+            }
+        }
+        if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        held.sort_unstable();
-        held.dedup();
-        let ranges: Vec<std::ops::Range<u64>> = held.iter().map(|&(start, end, _)| start..end).collect();
-        let mut wanted: Vec<TraceId> = held.iter().map(|&(_, _, id)| id).collect();
+        ranges.sort_unstable_by_key(|range| range.start);
+        ranges.dedup();
         wanted.sort_unstable();
+        wanted.dedup();
         let opened = self.open(meta).await?;
         let plan = ReadPlan::rows_in(opened.metadata(), &ranges);
         let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), &opened, &plan).await?;
-        self.decode(meta, file, opened, plan, RowFilter::Traces(wanted.into())).await
+        let filter = match wanted.as_slice() {
+            [one] => RowFilter::Trace(*one),
+            _ => RowFilter::Traces(wanted.into()),
+        };
+        self.decode(meta, file, opened, plan, filter).await
+    }
+
+    /// The spans in rows `rows` (sorted, disjoint) of the block, in block order.
+    pub(crate) async fn read_rows(
+        &self,
+        meta: &BlockMeta,
+        opened: &OpenedBlock,
+        rows: &[Range<u64>],
+    ) -> Result<Vec<Span>, BlockError> {
+        let plan = ReadPlan::rows_in(opened.metadata(), rows);
+        let file = reader::fetch(self.store.as_ref(), &self.data_path(&meta.id), opened, &plan).await?;
+        self.decode(meta, file, opened.clone(), plan, RowFilter::All).await
     }
 
     /// Every span of the block, in block order (one request for the whole file).
@@ -269,25 +313,44 @@ impl BlockStore {
         self.decode(meta, file, opened, plan, RowFilter::All).await
     }
 
-    /// Calls `f` on every span of the block as a [`SearchRow`], in block order, with
-    /// `matched` telling whether the span satisfies `query`'s span conditions. Only the
+    /// Calls `f` on the spans of the block `rows` chooses as [`SearchRow`]s, in block order,
+    /// with `matched` telling whether the span satisfies `query`'s span conditions. Only the
     /// columns the query needs are fetched and decoded (no events, links or scopes; the
-    /// attribute columns only with attribute filters), one batch at a time; returns the final
-    /// `state`.
+    /// attribute columns only with attribute filters), one batch at a time. Returns the final
+    /// `state` and the rows not read, which hold no span of the query's service.
     pub async fn fold_search_rows<S, F>(
         &self,
         meta: &BlockMeta,
         query: Arc<SearchQuery>,
+        rows: SearchRows,
         state: S,
         mut f: F,
-    ) -> Result<S, BlockError>
+    ) -> Result<(S, Vec<Range<u64>>), BlockError>
     where
         S: Send + 'static,
         F: FnMut(&mut S, SearchRow<'_>) + Send + 'static,
     {
         let opened = self.open(meta).await?;
+        let corrupt = |reason: String| BlockError::Corrupt { block_id: meta.id.clone(), reason };
+        let num_rows = opened.metadata().file_metadata().num_rows() as u64;
+        let (plan, skipped) = match (rows, query.service.as_deref()) {
+            (SearchRows::Listed(ranges), _) => (ReadPlan::rows_in(opened.metadata(), &ranges), Vec::new()),
+            (SearchRows::OfQuery, Some(service)) => {
+                let read = Clusters::of(&opened).map_err(corrupt)?.rows_with_service(service);
+                let skipped = complement(&read, num_rows);
+                match skipped.is_empty() {
+                    true => (ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect()), skipped),
+                    false => (ReadPlan::rows_in(opened.metadata(), &read), skipped),
+                }
+            }
+            (SearchRows::OfQuery, None) => {
+                (ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect()), Vec::new())
+            }
+        };
+        if plan.is_empty() {
+            return Ok((state, skipped));
+        }
         let search = search_scan::plan(&opened, &query)?;
-        let plan = ReadPlan::row_groups((0..opened.metadata().num_row_groups()).collect());
         let path = self.data_path(&meta.id);
         let file = reader::fetch_projected(self.store.as_ref(), &path, &search.opened, &plan, &search.fetch).await?;
         let batch_rows = self.options.read_batch_rows;
@@ -295,7 +358,7 @@ impl BlockStore {
         tokio::task::spawn_blocking(move || {
             let mut state = state;
             match search_scan::scan(file, search, &plan, batch_rows, &query, |row| f(&mut state, row)) {
-                Ok(()) => Ok(state),
+                Ok(()) => Ok((state, skipped)),
                 Err(ScanError::Read(error)) => Err(error),
                 Err(ScanError::Corrupt(reason)) => Err(BlockError::Corrupt { block_id, reason }),
             }
@@ -462,13 +525,13 @@ impl BlockStore {
         super::merge::compact(self, inputs, max_output_spans).await
     }
 
-    /// Every trace of the block with its earliest start and number of spans, read from the
-    /// trace-ID index and the start column (a trace's first row is its earliest span).
+    /// Every run of the block (see `index`) with its rows and earliest start, read from the
+    /// trace-ID index and the start column (a run's first row is its earliest span).
     pub(crate) async fn trace_starts(
         &self,
         meta: &BlockMeta,
         opened: &OpenedBlock,
-    ) -> Result<Vec<(TraceId, u64, u64)>, BlockError> {
+    ) -> Result<Vec<(TraceId, Range<u64>, u64)>, BlockError> {
         let index = self.index(meta).await?;
         let schema = opened.arrow.parquet_schema();
         let leaves = schema.columns().iter().position(|c| c.path().parts() == [START_UNIX_NANOS]);
@@ -495,9 +558,9 @@ impl BlockStore {
         })
         .await??;
         index
-            .traces()
+            .runs()
             .map(|(trace_id, rows)| match starts.get(rows.start as usize) {
-                Some(&start) => Ok((*trace_id, start, rows.end - rows.start)),
+                Some(&start) => Ok((*trace_id, rows, start)),
                 None => Err(BlockError::Corrupt {
                     block_id: meta.id.clone(),
                     reason: format!("index rows beyond the data ({} rows)", starts.len()),

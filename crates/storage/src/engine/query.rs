@@ -15,17 +15,24 @@
 //! Ordering, the cursor and the trace-duration bounds use exact values, so pages neither skip
 //! nor repeat traces, and `next_cursor` is set exactly when another page exists.
 //!
-//! A page trace seen in exactly one block is summarised from the rows read (the block holds
-//! each span once, in start order). One also seen in the head or in several blocks is read
-//! again whole, so duplicate spans from retried exports are counted once.
+//! A search with a service reads of each block only the clusters whose spans include that
+//! service (see `BlockStore::fold_search_rows`). The rows it skips hold no span that could
+//! match, but may hold other spans of a trace that matched elsewhere, which could move its
+//! start or end: before the page is final, the runs of its candidate traces in skipped rows
+//! (found on the trace-ID indexes) are read too.
+//!
+//! A page trace seen in exactly one run of one block is summarised from the rows read (a run
+//! holds each span once, in start order). One also seen in the head, in another run or in
+//! several blocks is read again whole, so duplicate spans from retried exports are counted once.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 use sextant_model::TraceId;
 
 use super::{Engine, EngineError};
-use crate::block::{BlockMeta, SearchRow, ServiceNames};
+use crate::block::{BlockMeta, SearchRow, SearchRows, ServiceNames};
 use crate::search::{Cursor, SearchQuery, SearchResult, TraceSummary};
 
 /// What the search keeps per trace.
@@ -298,6 +305,8 @@ impl Engine {
         // Only blocks with a span starting in the time range can hold a matching span.
         let may_match = |meta: &BlockMeta| meta.overlaps_start_range(from, to);
         let limit = query.effective_limit();
+        // Blocks read in part, with the rows not read.
+        let mut partial: Vec<(&BlockMeta, Vec<Range<u64>>)> = Vec::new();
         // The first round reads one block, which often settles the page; later rounds read
         // as many blocks at once as there are cores.
         let mut width = 1;
@@ -308,8 +317,13 @@ impl Engine {
             let round: Vec<usize> = if top.len() > limit || next.is_none() {
                 // Unread spans of these traces could change their place or bring them in.
                 let spread = self.blocks_holding(&pending, top.iter().chain(&excluded)).await?;
-                if spread.is_empty() {
+                let unread = self.unread_runs(&mut partial, top.iter().chain(&excluded)).await?;
+                if spread.is_empty() && unread.is_empty() {
                     break top;
+                }
+                for (meta, runs) in unread {
+                    let (scan, _) = self.search_block(meta, query.clone(), SearchRows::Listed(runs)).await?;
+                    state.absorb(scan);
                 }
                 spread
             } else {
@@ -319,9 +333,12 @@ impl Engine {
             };
             let metas: Vec<&BlockMeta> = round.iter().rev().map(|&i| pending.remove(i)).collect();
             for chunk in metas.chunks(self.search_parallelism) {
-                let scans = chunk.iter().map(|meta| self.search_block(meta, query.clone()));
-                for scan in futures::future::try_join_all(scans).await? {
+                let scans = chunk.iter().map(|meta| self.search_block(meta, query.clone(), SearchRows::OfQuery));
+                for (meta, (scan, skipped)) in chunk.iter().zip(futures::future::try_join_all(scans).await?) {
                     state.absorb(scan);
+                    if !skipped.is_empty() {
+                        partial.push((meta, skipped));
+                    }
                 }
             }
             width = self.search_parallelism;
@@ -373,12 +390,54 @@ impl Engine {
         }
     }
 
-    /// Reads one block into a search state of its own.
-    async fn search_block(&self, meta: &BlockMeta, query: Arc<SearchQuery>) -> Result<State, EngineError> {
+    /// Reads the rows `rows` chooses of one block into a search state of its own; returns it
+    /// with the rows not read.
+    async fn search_block(
+        &self,
+        meta: &BlockMeta,
+        query: Arc<SearchQuery>,
+        rows: SearchRows,
+    ) -> Result<(State, Vec<Range<u64>>), EngineError> {
         let state = State::new(query.clone());
-        let mut state = self.blocks.fold_search_rows(meta, query, state, |state, row| state.observe_row(row)).await?;
+        let fold = self.blocks.fold_search_rows(meta, query, rows, state, |state, row| state.observe_row(row));
+        let (mut state, skipped) = fold.await?;
         state.end_run();
-        Ok(state)
+        Ok((state, skipped))
+    }
+
+    /// The runs of `traces` in rows that a partial read of a block skipped, per block; they
+    /// are taken out of the skipped rows, so each is read once.
+    async fn unread_runs<'m>(
+        &self,
+        partial: &mut [(&'m BlockMeta, Vec<Range<u64>>)],
+        traces: impl Iterator<Item = &Ranked>,
+    ) -> Result<Vec<(&'m BlockMeta, Vec<Range<u64>>)>, EngineError> {
+        let traces: Vec<TraceId> = traces.map(|(_, trace_id)| *trace_id).collect();
+        let mut unread = Vec::new();
+        for (meta, skipped) in partial.iter_mut() {
+            if skipped.is_empty() {
+                continue;
+            }
+            let index = self.blocks.index(meta).await?;
+            let mut runs: Vec<Range<u64>> = Vec::new();
+            for trace_id in &traces {
+                for run in index.lookup(trace_id) {
+                    // A run lies in one cluster, which was read or skipped whole.
+                    let Some(i) = skipped.iter().position(|rows| rows.start <= run.start && run.end <= rows.end) else {
+                        continue;
+                    };
+                    let rows = skipped.remove(i);
+                    skipped.extend([rows.start..run.start, run.end..rows.end].into_iter().filter(|r| !r.is_empty()));
+                    skipped.sort_unstable_by_key(|r| r.start);
+                    runs.push(run);
+                }
+            }
+            if !runs.is_empty() {
+                runs.sort_unstable_by_key(|r| r.start);
+                unread.push((*meta, runs));
+            }
+        }
+        Ok(unread)
     }
 
     /// Positions in `pending` of the blocks holding spans of any of `traces`, ascending.

@@ -399,6 +399,7 @@ mod search_model {
                 1..60,
             ),
             mut query in query_strategy(),
+            compact in any::<bool>(),
         ) {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             runtime.block_on(async {
@@ -429,6 +430,11 @@ mod search_model {
                     if phase < 3 {
                         engine.flush().await.unwrap();
                     }
+                }
+                // Compaction merges the flushed parts of traces (whose earliest spans may have
+                // had different services, so different clusters) and drops repeated spans.
+                if compact {
+                    engine.compact().await.unwrap();
                 }
                 let want = reference(&all, &query);
                 let mut got = Vec::new();

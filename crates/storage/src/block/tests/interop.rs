@@ -29,6 +29,7 @@ print(json.dumps({
     "first_trace_id": t.column("trace_id")[0].as_py().hex(),
     "services": sorted(set(t.column("service_name").to_pylist())),
     "format": meta[b"sextant.block.format_version"].decode(),
+    "clusters": [(c["name"], c["rows"]) for c in json.loads(meta[b"sextant.block.clusters"])],
     "first_attr_key": t.column("attributes")[0].as_py()[0]["key"],
 }))
 "#;
@@ -39,7 +40,9 @@ print(json.dumps({
     assert_eq!(report["rows"], 120);
     assert_eq!(report["first_trace_id"], first.trace_id.to_hex());
     assert_eq!(report["services"], serde_json::json!(["cart", "checkout", "db"]));
-    assert_eq!(report["format"], "1");
+    assert_eq!(report["format"], "2");
+    // simple_spans: every trace starts with a cart span, so one cluster holds every row.
+    assert_eq!(report["clusters"], serde_json::json!([["cart", [0, 120]]]));
     assert_eq!(report["first_attr_key"], first.attributes[0].key.as_str());
 }
 

@@ -17,6 +17,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
 use sextant_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 
+use super::clusters::Clusters;
 use super::reader::ReadPlan;
 use super::writer::sort_key;
 use super::*;
@@ -33,9 +34,18 @@ pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-/// Block order of distinct spans, computed independently of the writer.
+/// Block order of distinct spans, computed independently of the writer: each trace in the
+/// cluster of its earliest span's service, clusters by name, then by trace and start.
 pub(super) fn in_block_order(mut spans: Vec<Span>) -> Vec<Span> {
-    spans.sort_by_key(|s| (s.trace_id, s.start_unix_nanos, s.span_id, s.kind));
+    let mut earliest: BTreeMap<TraceId, (u64, SpanId, SpanKind, String)> = BTreeMap::new();
+    for s in &spans {
+        let candidate = (s.start_unix_nanos, s.span_id, s.kind, s.service_name().to_owned());
+        let entry = earliest.entry(s.trace_id).or_insert_with(|| candidate.clone());
+        if candidate < *entry {
+            *entry = candidate;
+        }
+    }
+    spans.sort_by_key(|s| (earliest[&s.trace_id].3.clone(), s.trace_id, s.start_unix_nanos, s.span_id, s.kind));
     spans
 }
 

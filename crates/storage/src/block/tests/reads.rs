@@ -18,7 +18,9 @@ async fn read_trace_returns_one_trace_across_row_group_boundaries() {
     for (trace_id, want) in &by_trace {
         let got = store.read_trace(&meta, *trace_id).await.unwrap();
         assert_eq!(&got, want, "trace {trace_id}");
-        let rows = store.index(&meta).await.unwrap().lookup(trace_id).unwrap();
+        let runs: Vec<_> = store.index(&meta).await.unwrap().lookup(trace_id).collect();
+        assert_eq!(runs.len(), 1, "a flushed block holds a trace in one run");
+        let rows = &runs[0];
         if rows.start / 50 != (rows.end - 1) / 50 {
             straddling += 1;
         }
@@ -32,7 +34,7 @@ async fn read_traces_returns_the_spans_of_many_traces_in_one_read() {
     let store = memory_store(small_row_groups());
     let spans = simple_spans(300, 7);
     let meta = store.write_block(spans.clone(), 0).await.unwrap();
-    let all: Vec<TraceId> = store.index(&meta).await.unwrap().traces().map(|(id, _)| *id).collect();
+    let all: Vec<TraceId> = store.index(&meta).await.unwrap().runs().map(|(id, _)| *id).collect();
     // Every third trace (ranges in many row groups, some straddling two), a repeat and an
     // absent trace; given out of order.
     let mut ids: Vec<TraceId> = all.iter().step_by(3).copied().collect();
@@ -54,7 +56,8 @@ async fn a_trace_lookup_fetches_a_small_part_of_the_block() {
     let opened = store.open(&meta).await.unwrap();
     let index = store.index(&meta).await.unwrap();
     let trace_id = index.trace_ids()[500];
-    let plan = ReadPlan::rows(opened.metadata(), index.lookup(&trace_id).unwrap());
+    let runs: Vec<_> = index.lookup(&trace_id).collect();
+    let plan = ReadPlan::rows_in(opened.metadata(), &runs);
     let fetched: u64 = plan.byte_ranges(opened.metadata()).iter().map(|r| r.end - r.start).sum();
     assert!(fetched * 10 < opened.file_size, "fetched {fetched} of {} bytes", opened.file_size);
     // read_trace decodes from exactly those ranges; a read outside them would fail.
@@ -145,7 +148,7 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
     let meta = store.write_block(varied_spans(), 0).await.unwrap();
     let spans = store.read_spans(&meta).await.unwrap();
     let rows = store
-        .fold_search_rows(&meta, Arc::new(SearchQuery::default()), Vec::new(), |rows, row| {
+        .fold_search_rows(&meta, Arc::new(SearchQuery::default()), SearchRows::OfQuery, Vec::new(), |rows, row| {
             rows.push((
                 row.trace_id,
                 row.start_unix_nanos,
@@ -158,7 +161,8 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
             ))
         })
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let want: Vec<_> = spans
         .iter()
         .map(|s| {
@@ -176,6 +180,59 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
         .collect();
     assert_eq!(rows, want);
     assert!(rows.iter().any(|r| r.3 == sextant_model::UNKNOWN_SERVICE));
+}
+
+/// Every row of a block of `spans`.
+fn every_row(spans: &[Span]) -> SearchRows {
+    SearchRows::Listed(std::iter::once(0..spans.len() as u64).collect())
+}
+
+#[tokio::test]
+async fn a_search_for_a_service_reads_only_the_clusters_holding_it() {
+    let store = memory_store(small_row_groups());
+    // Trace t has service t % 3 on every span; every fifth trace also calls db once.
+    let services = ["cart", "checkout", "db"].map(resource);
+    let mut spans = simple_spans(60, 4);
+    for (i, span) in spans.iter_mut().enumerate() {
+        let (t, s) = (i / 4, i % 4);
+        span.resource = services[if t % 5 == 0 && s == 3 { 2 } else { t % 3 }].clone();
+    }
+    let meta = store.write_block(spans, 0).await.unwrap();
+    let spans = store.read_spans(&meta).await.unwrap();
+    let clusters = Clusters::of(&store.open(&meta).await.unwrap()).unwrap();
+    let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["cart", "checkout", "db"]);
+    for cluster in clusters.iter() {
+        let rows = cluster.row_range();
+        for span in &spans[rows.start as usize..rows.end as usize] {
+            let earliest = spans.iter().filter(|s| s.trace_id == span.trace_id).min_by_key(|s| s.start_unix_nanos);
+            assert_eq!(earliest.unwrap().service_name(), cluster.name, "a trace is in its root service's cluster");
+        }
+    }
+    // Rows read: the clusters with a span of the service (db: all three).
+    for (service, clusters_read) in [("cart", 1), ("checkout", 1), ("db", 3), ("nowhere", 0)] {
+        let query = SearchQuery { service: Some(service.into()), ..Default::default() };
+        let (read, skipped) = store
+            .fold_search_rows(&meta, Arc::new(query), SearchRows::OfQuery, Vec::new(), |read, row| {
+                read.push((row.trace_id, row.service_name.to_owned(), row.matched))
+            })
+            .await
+            .unwrap();
+        let skipped_spans: Vec<&Span> =
+            skipped.iter().flat_map(|rows| &spans[rows.start as usize..rows.end as usize]).collect();
+        assert_eq!(read.len() + skipped_spans.len(), spans.len(), "{service}: every row read or skipped");
+        assert!(skipped_spans.iter().all(|s| s.service_name() != service), "{service}: a skipped span could match");
+        let matched = read.iter().filter(|r| r.2).count();
+        assert_eq!(matched, spans.iter().filter(|s| s.service_name() == service).count(), "{service}");
+        let read_clusters: HashSet<&str> = read
+            .iter()
+            .map(|(id, _, _)| {
+                let earliest = spans.iter().filter(|s| s.trace_id == *id).min_by_key(|s| s.start_unix_nanos);
+                earliest.unwrap().service_name()
+            })
+            .collect();
+        assert_eq!(read_clusters.len(), clusters_read, "{service}: {read_clusters:?}");
+    }
 }
 
 #[tokio::test]
@@ -225,9 +282,12 @@ async fn search_rows_match_exactly_as_whole_spans_do() {
     for query in queries {
         let want: Vec<bool> = spans.iter().map(|s| query.span_matches(s)).collect();
         let got = store
-            .fold_search_rows(&meta, Arc::new(query.clone()), Vec::new(), |matched, row| matched.push(row.matched))
+            .fold_search_rows(&meta, Arc::new(query.clone()), every_row(&spans), Vec::new(), |matched, row| {
+                matched.push(row.matched)
+            })
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(got, want, "{query:?}");
         let count = want.iter().filter(|&&m| m).count();
         if query != SearchQuery::default() {
@@ -264,9 +324,12 @@ async fn search_rows_match_in_columns_that_fell_back_from_dictionaries() {
         };
         let want: Vec<bool> = in_block_order(spans.clone()).iter().map(|s| query.span_matches(s)).collect();
         let got = store
-            .fold_search_rows(&meta, Arc::new(query), Vec::new(), |matched, row| matched.push(row.matched))
+            .fold_search_rows(&meta, Arc::new(query), SearchRows::OfQuery, Vec::new(), |matched, row| {
+                matched.push(row.matched)
+            })
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(got.iter().filter(|&&m| m).count(), 1);
         assert_eq!(got, want);
     }
