@@ -1,7 +1,8 @@
 //! Runs every TraceQL query the parser accepts on a small trace (a root, children, a
 //! grandchild, an orphan, events and links): compiling and evaluating must not panic, every
 //! span set must hold valid, ascending, distinct span indices, and the storage push-down must
-//! never reject the trace when the query matches it.
+//! never reject the trace when the query matches it. A metrics query runs through the metrics
+//! evaluator instead: its samples must fall in the range, at most one per step.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -14,7 +15,10 @@ fn trace() -> &'static [Span] {
     TRACE.get_or_init(|| {
         let resource = |service: &str| {
             Arc::new(Resource {
-                attributes: vec![KeyValue::string("service.name", service), KeyValue::new("replicas", AnyValue::Int(3))],
+                attributes: vec![
+                    KeyValue::string("service.name", service),
+                    KeyValue::new("replicas", AnyValue::Int(3)),
+                ],
                 dropped_attributes_count: 0,
             })
         };
@@ -58,6 +62,10 @@ fn trace() -> &'static [Span] {
 
 fuzz_target!(|query: &str| {
     let Ok(parsed) = sextant_traceql::parse(query) else { return };
+    if parsed.metrics.is_some() {
+        check_metrics(query, &parsed);
+        return;
+    }
     let Ok(compiled) = sextant_traceql::Compiled::new(&parsed) else { return };
     let trace = trace();
     let Ok(sets) = compiled.evaluate(trace) else { return };
@@ -70,3 +78,26 @@ fuzz_target!(|query: &str| {
         assert!(sextant_traceql::conditions(&parsed).may_match(trace), "{query:?}: push-down rejects a match");
     }
 });
+
+/// Runs a metrics query on the trace over 10 steps of 1 ms.
+fn check_metrics(query: &str, parsed: &sextant_traceql::Query) {
+    let request = sextant_traceql::MetricsRequest {
+        start_unix_nanos: 0,
+        end_unix_nanos: 10_000_000,
+        step_nanos: 1_000_000,
+        instant: false,
+        max_exemplars: 3,
+    };
+    let Ok(mut evaluator) = sextant_traceql::MetricsEvaluator::new(parsed, &request) else { return };
+    if evaluator.observe(trace()).is_err() {
+        return;
+    }
+    for series in evaluator.finish() {
+        assert!(series.samples.len() <= 10, "{query:?}: more samples than steps");
+        assert!(
+            series.samples.windows(2).all(|w| w[0].timestamp_ms < w[1].timestamp_ms),
+            "{query:?}: samples out of order"
+        );
+        assert!(series.exemplars.len() <= 3, "{query:?}: more exemplars than asked");
+    }
+}

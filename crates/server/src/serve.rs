@@ -96,8 +96,14 @@ impl Server {
         let alerting_opt = match (&config.alerting_opt, &derived_opt) {
             (Some(options), Some(derived)) => {
                 let external_url = format!("http://{query_address}");
-                let (alerting, delivery) =
-                    Alerting::start(options, &config.engine.data_dir, derived.clone(), &mut registry, external_url)?;
+                let (alerting, delivery) = Alerting::start(
+                    options,
+                    &config.engine.data_dir,
+                    derived.clone(),
+                    engine.clone(),
+                    &mut registry,
+                    external_url,
+                )?;
                 let stop = stopped(shutdown_rx.clone());
                 tokio::spawn(async move {
                     tokio::select! {

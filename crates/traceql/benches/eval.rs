@@ -1,5 +1,6 @@
-//! Evaluation of compiled queries over many small traces, the way a search scans a block.
-//! Run with `cargo bench -p sextant-traceql`.
+//! Evaluation of compiled queries over many small traces, the way a search scans a block, and
+//! of metrics queries over the same traces (20 steps of 1 ms). Run with
+//! `cargo bench -p sextant-traceql`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sextant_model::{AnyValue, KeyValue, Resource, Span, SpanId, SpanKind, StatusCode, TraceId};
-use sextant_traceql::{Compiled, parse};
+use sextant_traceql::{Compiled, MetricsEvaluator, MetricsRequest, parse};
 
 const TRACES: usize = 1000;
 const SPANS_PER_TRACE: usize = 20;
@@ -81,5 +82,37 @@ fn eval(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, eval);
+fn metrics(c: &mut Criterion) {
+    let traces = traces();
+    let queries = [
+        ("rate_by_service", "{ } | rate() by (resource.service.name)"),
+        ("quantile_by_name", "{ kind = server } | quantile_over_time(duration, .5, .99) by (name)"),
+        ("compare", "{ } | compare({ status = error })"),
+    ];
+    let request = MetricsRequest {
+        start_unix_nanos: 1_000_000_000,
+        end_unix_nanos: 1_020_000_000,
+        step_nanos: 1_000_000,
+        instant: false,
+        max_exemplars: 100,
+    };
+    let mut group = c.benchmark_group("metrics");
+    group.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    group.throughput(Throughput::Elements(TRACES as u64));
+    for (name, text) in queries {
+        let query = parse(text).expect("parses");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut evaluator = MetricsEvaluator::new(&query, &request).expect("compiles");
+                for trace in &traces {
+                    evaluator.observe(black_box(trace)).expect("runs");
+                }
+                evaluator.finish().len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, eval, metrics);
 criterion_main!(benches);

@@ -9,14 +9,19 @@
 //! - a [`SpansetExpr::Pipeline`] has at least one stage after its source (a parenthesised
 //!   spanset expression without `|` is just that expression);
 //! - [`ScalarExpr::Literal`] holds an integer, a float or a duration;
-//! - `by(...)` and `select(...)` hold at least one field expression.
+//! - `by(...)` and `select(...)` hold at least one field expression;
+//! - a [`Metrics`] stage's fields and `by()` fields are attributes or intrinsics, its quantiles
+//!   are finite and between 0 and 1, and its limits are positive.
 
 use std::time::Duration;
 
-/// A whole query: a pipeline, then optional `with (...)` hints.
+/// A whole query: a pipeline, an optional metrics stage, then optional `with (...)` hints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     pub pipeline: Pipeline,
+    /// `| rate() by (...) | topk(5)`: what turns the matching spans into time series; `None`
+    /// for a search.
+    pub metrics: Option<Metrics>,
     /// `with (name = value, ...)`, in query order; empty when the query has no hints.
     pub hints: Vec<Hint>,
 }
@@ -603,4 +608,82 @@ pub struct Hint {
     /// An identifier: ASCII letters, digits and `_`, not starting with a digit.
     pub name: String,
     pub value: Literal,
+}
+
+/// The metrics stages that end a query: a function over the matching spans, its `by()` and an
+/// optional `topk`/`bottomk`, e.g. `| quantile_over_time(duration, .5, .99) by (name) | topk(5)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub function: MetricsFunction,
+    /// `by (a, b)` after the function: one series per distinct combination of values. Each is an
+    /// attribute or an intrinsic. Empty without `by`.
+    pub by: Vec<FieldExpr>,
+    /// `| topk(n)` or `| bottomk(n)` after the function.
+    pub limit: Option<SeriesLimit>,
+}
+
+/// A metrics function: what each series counts or measures per step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricsFunction {
+    /// `rate()`: matching spans per second.
+    Rate,
+    /// `count_over_time()`: matching spans per step.
+    CountOverTime,
+    /// `min_over_time(f)`.
+    MinOverTime(FieldExpr),
+    /// `max_over_time(f)`.
+    MaxOverTime(FieldExpr),
+    /// `avg_over_time(f)`.
+    AvgOverTime(FieldExpr),
+    /// `sum_over_time(f)`.
+    SumOverTime(FieldExpr),
+    /// `quantile_over_time(f, q, ...)`: each quantile (0 to 1) of the values per step.
+    QuantileOverTime { field: FieldExpr, quantiles: Vec<f64> },
+    /// `histogram_over_time(f)`: spans per power-of-two bucket of the values per step.
+    HistogramOverTime(FieldExpr),
+    /// `compare({ filter }, top_n, start, end)`: for every attribute value, how many spans of
+    /// the selection (matching `filter`, within the window if given) and of the baseline (the
+    /// others) have it.
+    Compare(Compare),
+}
+
+impl MetricsFunction {
+    /// The function's name as written in a query.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetricsFunction::Rate => "rate",
+            MetricsFunction::CountOverTime => "count_over_time",
+            MetricsFunction::MinOverTime(_) => "min_over_time",
+            MetricsFunction::MaxOverTime(_) => "max_over_time",
+            MetricsFunction::AvgOverTime(_) => "avg_over_time",
+            MetricsFunction::SumOverTime(_) => "sum_over_time",
+            MetricsFunction::QuantileOverTime { .. } => "quantile_over_time",
+            MetricsFunction::HistogramOverTime(_) => "histogram_over_time",
+            MetricsFunction::Compare(_) => "compare",
+        }
+    }
+}
+
+/// The arguments of `compare()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compare {
+    /// The expression inside the `{ }` that picks the selection (`true` for `{}`).
+    pub selection: FieldExpr,
+    /// How many values per attribute are listed, the most frequent first (default 10).
+    pub top_n: u32,
+    /// The selection's time window in unix nanoseconds, `[start, end)`; `None` for all time.
+    pub window: Option<(u64, u64)>,
+}
+
+/// The number of values `compare()` lists per attribute when the query does not say.
+pub const DEFAULT_COMPARE_TOP_N: u32 = 10;
+
+/// `topk(n)` or `bottomk(n)`: at each step, only the `n` series with the highest (lowest)
+/// values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesLimit {
+    /// `true` for `topk`, `false` for `bottomk`.
+    pub top: bool,
+    /// Positive.
+    pub n: u32,
 }

@@ -7,13 +7,18 @@
 //!
 //! [`Compiled::new`] prepares a query to run, or refuses it with an [`EvalError`] (types that
 //! never meet, as Tempo refuses them); [`Compiled::evaluate`] runs it on one trace and returns
-//! the matching [`Spanset`]s (see [`eval`] for the semantics). [`conditions`] extracts the
+//! the matching [`Spanset`]s (see [`eval`] for the semantics). A query that ends with a metrics
+//! function (`| rate() by (...)`) runs through [`MetricsEvaluator`] instead, which takes the
+//! traces one at a time and answers time series ([`metrics`]). [`conditions`] extracts the
 //! span-level conditions storage can check to skip traces ([`pushdown`]). No I/O.
 //!
 //! # Grammar
 //!
 //! ```text
-//! query      = pipeline [ "with" "(" hint { "," hint } ")" ]
+//! query      = pipeline [ metrics ] [ "with" "(" hint { "," hint } ")" ]
+//! metrics    = "|" function [ "by" "(" fields ")" ] [ "|" ( "topk" | "bottomk" ) "(" integer ")" ]
+//!              (functions: rate, count_over_time, min/max/avg/sum_over_time, quantile_over_time,
+//!              histogram_over_time, compare; see metrics_parser.rs)
 //! hint       = identifier "=" literal                      e.g. with (most_recent = true)
 //! pipeline   = spanset { "|" stage }
 //! stage      = spanset | scalar_cmp | "by" "(" fields ")" | "select" "(" fields ")" | "coalesce" "(" ")"
@@ -57,7 +62,7 @@
 //! `select()` need at least one field; integers fit in `i64`, floats are finite, durations are
 //! whole nanoseconds up to `i64::MAX`; nesting is limited ([`MAX_NESTING`], [`MAX_DEPTH`]).
 //!
-//! Not supported: TraceQL metrics (`rate()`, `quantile_over_time()`, ...), comparisons between
+//! Not supported: comparisons of metrics with a number (`| rate() > 10`), comparisons between
 //! two pipelines (`({ a } | count()) > ({ b } | count())`), intrinsics of the parent span
 //! (`parent.duration` is refused), and pipelines that start with a stage other than a spanset
 //! (`by(.x) | ...`).
@@ -66,6 +71,8 @@ pub mod ast;
 mod error;
 pub mod eval;
 mod lexer;
+pub mod metrics;
+mod metrics_parser;
 mod parser;
 mod print;
 pub mod pushdown;
@@ -73,5 +80,7 @@ pub mod pushdown;
 pub use ast::Query;
 pub use error::ParseError;
 pub use eval::{Compiled, EvalError, Spanset, evaluate};
+pub use metrics::{MetricsEvaluator, MetricsRequest, Series};
+pub use metrics_parser::MAX_METRICS_BY;
 pub use parser::{MAX_DEPTH, MAX_NESTING, parse};
 pub use pushdown::{PushDown, conditions};

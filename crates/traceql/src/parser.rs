@@ -13,6 +13,7 @@ use crate::ast::{
 };
 use crate::error::ParseError;
 use crate::lexer::{Token, TokenKind, tokenize};
+use crate::metrics_parser::is_metrics_function;
 
 /// How many levels of brackets, prefix operators and right operands a query may nest.
 pub const MAX_NESTING: usize = 128;
@@ -29,7 +30,7 @@ pub fn parse(query: &str) -> Result<Query, ParseError> {
 /// The depth of the subtree just parsed.
 type Depth = usize;
 
-struct Parser<'a> {
+pub(crate) struct Parser<'a> {
     src: &'a str,
     /// Ends with an `Eof` or `Error` token, which `pos` never moves past.
     tokens: Vec<Token>,
@@ -40,23 +41,23 @@ struct Parser<'a> {
 impl Parser<'_> {
     // ----- token access -------------------------------------------------------------------
 
-    fn token(&self) -> &Token {
+    pub(crate) fn token(&self) -> &Token {
         &self.tokens[self.pos]
     }
 
-    fn peek(&self) -> &TokenKind {
+    pub(crate) fn peek(&self) -> &TokenKind {
         &self.token().kind
     }
 
-    fn peek_at(&self, ahead: usize) -> &TokenKind {
+    pub(crate) fn peek_at(&self, ahead: usize) -> &TokenKind {
         &self.tokens[(self.pos + ahead).min(self.tokens.len() - 1)].kind
     }
 
-    fn is_word(&self, word: &str) -> bool {
+    pub(crate) fn is_word(&self, word: &str) -> bool {
         matches!(self.peek(), TokenKind::Word(w) if w == word)
     }
 
-    fn advance(&mut self) -> Token {
+    pub(crate) fn advance(&mut self) -> Token {
         let token = self.token().clone();
         if self.pos + 1 < self.tokens.len() {
             self.pos += 1;
@@ -65,18 +66,18 @@ impl Parser<'_> {
     }
 
     /// Consumes a token of `kind`, or fails with "expected {what}".
-    fn expect(&mut self, kind: &TokenKind, what: &str) -> Result<Token, ParseError> {
+    pub(crate) fn expect(&mut self, kind: &TokenKind, what: &str) -> Result<Token, ParseError> {
         if self.peek() == kind { Ok(self.advance()) } else { Err(self.expected(what)) }
     }
 
     // ----- errors ---------------------------------------------------------------------------
 
-    fn error_at(&self, offset: usize, message: String) -> ParseError {
+    pub(crate) fn error_at(&self, offset: usize, message: String) -> ParseError {
         ParseError::new(self.src, offset, message)
     }
 
     /// "expected {what}, found {current token}", or the lexing error at the current token.
-    fn expected(&self, what: &str) -> ParseError {
+    pub(crate) fn expected(&self, what: &str) -> ParseError {
         let token = self.token();
         if let TokenKind::Error(message) = &token.kind {
             return self.error_at(token.start, message.clone());
@@ -122,6 +123,7 @@ impl Parser<'_> {
 
     fn query(&mut self) -> Result<Query, ParseError> {
         let (pipeline, _) = self.pipeline("at the start of the query")?;
+        let metrics = if *self.peek() == TokenKind::Pipe { Some(self.metrics()?) } else { None };
         let mut hints = Vec::new();
         if self.is_word("with") {
             hints = self.hints()?;
@@ -131,13 +133,17 @@ impl Parser<'_> {
         } else if *self.peek() != TokenKind::Eof {
             return Err(self.expected("'|', a spanset operator, 'with (...)' or end of query"));
         }
-        Ok(Query { pipeline, hints })
+        Ok(Query { pipeline, metrics, hints })
     }
 
     fn pipeline(&mut self, after: &str) -> Result<(Pipeline, Depth), ParseError> {
         let (source, mut depth) = self.spanset_expr(0, after)?;
         let mut stages = Vec::new();
         while *self.peek() == TokenKind::Pipe {
+            if self.at_metrics_stage() {
+                // The metrics stage ends the query; `query` parses it.
+                break;
+            }
             self.advance();
             let (stage, stage_depth) = self.stage()?;
             stages.push(stage);
@@ -149,6 +155,10 @@ impl Parser<'_> {
     fn stage(&mut self) -> Result<(Stage, Depth), ParseError> {
         let next_is_paren = *self.peek_at(1) == TokenKind::LParen;
         match self.peek() {
+            TokenKind::Word(word) if next_is_paren && (word == "topk" || word == "bottomk") => Err(self.error_at(
+                self.token().start,
+                format!("{word}() follows a metrics function, e.g. '| rate() by (resource.service.name) | {word}(5)'"),
+            )),
             TokenKind::LBrace => {
                 let (expr, depth) = self.spanset_expr(0, "after '|'")?;
                 Ok((Stage::Spanset(expr), depth))
@@ -177,6 +187,13 @@ impl Parser<'_> {
                 "a spanset filter, an aggregate (count(), avg(), min(), max(), sum()), by(), select() or coalesce() after '|'",
             )),
         }
+    }
+
+    /// Whether the current `|` starts a metrics stage: a metrics function name and `(`.
+    pub(crate) fn at_metrics_stage(&self) -> bool {
+        *self.peek() == TokenKind::Pipe
+            && matches!(self.peek_at(1), TokenKind::Word(word) if is_metrics_function(word))
+            && *self.peek_at(2) == TokenKind::LParen
     }
 
     /// Whether the `(`s at the current position open a spanset expression rather than a
@@ -278,6 +295,12 @@ impl Parser<'_> {
             TokenKind::LParen => {
                 let open = self.advance();
                 let (pipeline, depth) = self.pipeline("after '('")?;
+                if self.at_metrics_stage() {
+                    return Err(self.error_at(
+                        self.token().end,
+                        "a metrics function ends the whole query; it cannot be inside parentheses".to_owned(),
+                    ));
+                }
                 self.expect(&TokenKind::RParen, "'|', a spanset operator or ')'")?;
                 if pipeline.stages.is_empty() {
                     Ok((pipeline.source, depth))
@@ -294,7 +317,7 @@ impl Parser<'_> {
 
     /// Parses operators binding at least as tight as `min_precedence`; `after` says what
     /// precedes the expression, for the error when no value starts here.
-    fn field_expr(&mut self, min_precedence: u8, after: &str) -> Result<(FieldExpr, Depth), ParseError> {
+    pub(crate) fn field_expr(&mut self, min_precedence: u8, after: &str) -> Result<(FieldExpr, Depth), ParseError> {
         self.enter()?;
         let (mut lhs, mut depth) = self.field_prefix(after)?;
         while let Some(op) = field_op(self.peek()) {

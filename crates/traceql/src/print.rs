@@ -10,13 +10,16 @@ use std::fmt::{self, Write};
 use std::time::Duration;
 
 use crate::ast::{
-    Aggregate, Attribute, AttributeScope, BinaryOp, FieldExpr, Hint, Intrinsic, Literal, Pipeline, Query, ScalarExpr,
-    ScalarFilter, SpansetExpr, Stage, UnaryOp,
+    Aggregate, Attribute, AttributeScope, BinaryOp, DEFAULT_COMPARE_TOP_N, FieldExpr, Hint, Intrinsic, Literal,
+    Metrics, MetricsFunction, Pipeline, Query, ScalarExpr, ScalarFilter, SpansetExpr, Stage, UnaryOp,
 };
 
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.pipeline)?;
+        if let Some(metrics) = &self.metrics {
+            write!(f, " | {metrics}")?;
+        }
         if !self.hints.is_empty() {
             f.write_str(" with (")?;
             for (i, hint) in self.hints.iter().enumerate() {
@@ -28,6 +31,54 @@ impl fmt::Display for Query {
             f.write_char(')')?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Metrics {
+    /// `rate() by (name) | topk(5)`, without the leading `|`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.function)?;
+        if !self.by.is_empty() {
+            // Tempo's spelling: a space between `by` and its fields.
+            f.write_str(" by ")?;
+            write_call(f, "", &self.by)?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, " | {}({})", if limit.top { "topk" } else { "bottomk" }, limit.n)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for MetricsFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name();
+        match self {
+            MetricsFunction::Rate | MetricsFunction::CountOverTime => write!(f, "{name}()"),
+            MetricsFunction::QuantileOverTime { field, quantiles } => {
+                write!(f, "{name}({field}")?;
+                for q in quantiles {
+                    // `{:?}` keeps a float a float: 1.0, 0.99.
+                    write!(f, ", {q:?}")?;
+                }
+                f.write_char(')')
+            }
+            MetricsFunction::Compare(compare) => {
+                write!(f, "{name}({}", SpansetExpr::Filter(compare.selection.clone()))?;
+                if compare.top_n != DEFAULT_COMPARE_TOP_N || compare.window.is_some() {
+                    write!(f, ", {}", compare.top_n)?;
+                }
+                if let Some((start, end)) = compare.window {
+                    write!(f, ", {start}, {end}")?;
+                }
+                f.write_char(')')
+            }
+            MetricsFunction::MinOverTime(field)
+            | MetricsFunction::MaxOverTime(field)
+            | MetricsFunction::AvgOverTime(field)
+            | MetricsFunction::SumOverTime(field)
+            | MetricsFunction::HistogramOverTime(field) => write!(f, "{name}({field})"),
+        }
     }
 }
 

@@ -57,7 +57,7 @@ fn sop(op: SpansetOp, lhs: SpansetExpr, rhs: SpansetExpr) -> SpansetExpr {
 }
 
 fn query(source: SpansetExpr, stages: Vec<Stage>) -> Query {
-    Query { pipeline: Pipeline { source, stages }, hints: Vec::new() }
+    Query { pipeline: Pipeline { source, stages }, metrics: None, hints: Vec::new() }
 }
 
 fn agg(aggregate: Aggregate) -> ScalarExpr {

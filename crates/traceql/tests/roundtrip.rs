@@ -113,6 +113,48 @@ fn spanset_expr() -> impl Strategy<Value = SpansetExpr> {
     })
 }
 
+/// An attribute or an intrinsic: what metrics functions and their `by()` take.
+fn metrics_field() -> impl Strategy<Value = FieldExpr> {
+    prop_oneof![
+        (prop::sample::select(AttributeScope::ALL.to_vec()), any::<bool>(), name())
+            .prop_map(|(scope, parent, name)| FieldExpr::Attribute(Attribute { scope, parent, name })),
+        prop::sample::select(Intrinsic::ALL.to_vec()).prop_map(FieldExpr::Intrinsic),
+    ]
+}
+
+fn metrics() -> impl Strategy<Value = Metrics> {
+    let compare = (field_expr(), 1..100u32, prop::option::of((1..1u64 << 62, 1..1u64 << 62))).prop_map(
+        |(selection, top_n, window)| {
+            let window = window.map(|(start, length)| (start, start + length));
+            MetricsFunction::Compare(Compare { selection, top_n, window })
+        },
+    );
+    let function = prop_oneof![
+        Just(MetricsFunction::Rate),
+        Just(MetricsFunction::CountOverTime),
+        metrics_field().prop_map(MetricsFunction::MinOverTime),
+        metrics_field().prop_map(MetricsFunction::MaxOverTime),
+        metrics_field().prop_map(MetricsFunction::AvgOverTime),
+        metrics_field().prop_map(MetricsFunction::SumOverTime),
+        metrics_field().prop_map(MetricsFunction::HistogramOverTime),
+        (metrics_field(), prop::collection::vec(prop_oneof![0.0..=1.0f64, Just(0.5), Just(1.0)], 1..4))
+            .prop_map(|(field, quantiles)| MetricsFunction::QuantileOverTime { field, quantiles }),
+        compare,
+    ];
+    let limit = prop::option::of((any::<bool>(), 1..1000u32).prop_map(|(top, n)| SeriesLimit { top, n }));
+    (function, prop::collection::vec(metrics_field(), 0..5), limit).prop_map(|(function, by, limit)| {
+        // compare() takes no by(), the bucketed functions at most four fields.
+        let by = match function {
+            MetricsFunction::Compare(_) => Vec::new(),
+            MetricsFunction::QuantileOverTime { .. } | MetricsFunction::HistogramOverTime(_) => {
+                by.into_iter().take(4).collect()
+            }
+            _ => by,
+        };
+        Metrics { function, by, limit }
+    })
+}
+
 fn query() -> impl Strategy<Value = Query> {
     let stage = prop_oneof![
         spanset_expr().prop_map(Stage::Spanset),
@@ -123,8 +165,8 @@ fn query() -> impl Strategy<Value = Query> {
         Just(Stage::Coalesce),
     ];
     let hint = ("[a-z_][a-z0-9_]{0,10}", literal()).prop_map(|(name, value)| Hint { name, value });
-    (spanset_expr(), prop::collection::vec(stage, 0..3), prop::collection::vec(hint, 0..3))
-        .prop_map(|(source, stages, hints)| Query { pipeline: Pipeline { source, stages }, hints })
+    (spanset_expr(), prop::collection::vec(stage, 0..3), prop::option::of(metrics()), prop::collection::vec(hint, 0..3))
+        .prop_map(|(source, stages, metrics, hints)| Query { pipeline: Pipeline { source, stages }, metrics, hints })
 }
 
 /// Pieces of TraceQL, so that random concatenations get past the lexer and into the parser.
@@ -187,6 +229,11 @@ fn query_like_text() -> impl Strategy<Value = String> {
         "coalesce",
         "with",
         "most_recent",
+        "rate",
+        "quantile_over_time",
+        "compare",
+        "topk",
+        ".5",
         " ",
         "\n",
     ]);

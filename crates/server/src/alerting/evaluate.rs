@@ -35,7 +35,7 @@ fn matches(rule: &Rule, labels: &SeriesLabels) -> bool {
         && expr.operation.as_ref().is_none_or(|op| *op == labels.span_name)
 }
 
-/// Evaluates `rule` at `now_unix_nanos`.
+/// Evaluates `rule`, a rule over the span metrics (not `traceql`), at `now_unix_nanos`.
 pub fn evaluate(span_metrics: &SpanMetrics, rule: &Rule, now_unix_nanos: u64) -> Evaluation {
     let interval_nanos = span_metrics.interval_nanos();
     let window_nanos = rule.expr.window_seconds * NANOS_PER_SECOND;
@@ -61,6 +61,7 @@ pub fn evaluate(span_metrics: &SpanMetrics, rule: &Rule, now_unix_nanos: u64) ->
         Metric::ErrorRate => (calls > 0).then(|| errors as f64 / calls as f64),
         Metric::CallRate => Some(calls as f64 / rule.expr.window_seconds as f64),
         Metric::LatencyQuantile => latency_seconds_opt.map(|seconds| seconds * 1_000.0),
+        Metric::Traceql => unreachable!("TraceQL rules are evaluated over the stored spans (traceql.rs)"),
     };
     let condition = value_opt.is_some_and(|value| rule.op.holds(value, rule.threshold));
     Evaluation { value_opt, condition, example_traces: example_traces(span_metrics, rule, from, to) }
@@ -83,7 +84,7 @@ fn example_traces(span_metrics: &SpanMetrics, rule: &Rule, from: u64, to: u64) -
                 let preferred = match rule.expr.metric {
                     Metric::ErrorRate => group.key == StatusCode::Error as u8,
                     Metric::LatencyQuantile => e.duration_nanos >= threshold_nanos,
-                    Metric::CallRate => true,
+                    Metric::CallRate | Metric::Traceql => true,
                 };
                 (preferred, e.timestamp_unix_nanos, e.trace_id)
             })

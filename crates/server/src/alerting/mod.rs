@@ -1,12 +1,14 @@
 //! Alerting on span metrics: rules over the error rate, call rate or a latency quantile of a
-//! service, evaluated on a timer, with webhook notifications in Alertmanager's format.
+//! service, or over a TraceQL metrics query on the stored spans, evaluated on a timer, with
+//! webhook notifications in Alertmanager's format.
 //!
 //! ```text
 //! rules: [alerting] rules (config file, read-only) + API rules ({data_dir}/alerting/rules.json)
 //!   │ every alerting.evaluation_interval (Alerting::evaluate_now)
 //!   v
 //! DerivedMetrics::read (sync barrier, then under the span metrics lock):
-//!   evaluate::evaluate per rule: one-step range query over [now − window, now) + exemplars
+//!   evaluate::evaluate per span metrics rule: one-step range query over [now − window, now) + exemplars
+//! then traceql::evaluate per TraceQL rule: instant query over [now − window, now] on the engine
 //!   │
 //!   v
 //! state::AlertStatus::step per rule: inactive → pending → firing → resolved → inactive
@@ -31,6 +33,7 @@ pub mod notify;
 pub mod rule;
 pub mod state;
 pub mod store;
+pub mod traceql;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,12 +41,13 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use sextant_model::TraceId;
+use sextant_storage::engine::Engine;
 use tracing::{info, warn};
 
 use crate::config::AlertingOptions;
 use crate::derived::DerivedMetrics;
 use notify::{AlertEvent, Notifier, NotifyMetrics};
-use rule::{Rule, RuleError};
+use rule::{Metric, Rule, RuleError};
 use state::{AlertState, AlertStatus, Transition};
 use store::{RuleStore, StoreError};
 
@@ -98,6 +102,8 @@ pub struct Alerting {
     /// Held for a whole evaluation.
     evaluation: tokio::sync::Mutex<()>,
     derived: Arc<DerivedMetrics>,
+    /// Where TraceQL rules read their spans.
+    engine: Arc<Engine>,
     notifier: Notifier,
     /// The query API's base URL, for `externalURL` and `generatorURL`.
     external_url: String,
@@ -111,6 +117,7 @@ impl Alerting {
         options: &AlertingOptions,
         data_dir: &std::path::Path,
         derived: Arc<DerivedMetrics>,
+        engine: Arc<Engine>,
         registry: &mut Registry,
         external_url: String,
     ) -> Result<(Arc<Alerting>, impl std::future::Future<Output = ()> + use<>), AlertingError> {
@@ -139,6 +146,7 @@ impl Alerting {
             alerts: parking_lot::Mutex::new(BTreeMap::new()),
             evaluation: tokio::sync::Mutex::new(()),
             derived,
+            engine,
             notifier,
             external_url,
             evaluation_interval: options.evaluation_interval,
@@ -236,18 +244,28 @@ impl Alerting {
         let _one_at_a_time = self.evaluation.lock().await;
         let rules: Vec<Rule> = self.rules().await.into_iter().map(|(rule, _)| rule).collect();
         let now_unix_nanos = sextant_model::now_unix_nanos();
-        let evaluations = self
+        // Span metrics rules under the span metrics lock; TraceQL rules after it, on the engine.
+        let span_metrics_evaluations = self
             .derived
             .read(move |span_metrics, _| {
                 rules
                     .into_iter()
                     .map(|rule| {
-                        let evaluation = evaluate::evaluate(span_metrics, &rule, now_unix_nanos);
+                        let evaluation = (rule.expr.metric != Metric::Traceql)
+                            .then(|| evaluate::evaluate(span_metrics, &rule, now_unix_nanos));
                         (rule, evaluation)
                     })
                     .collect::<Vec<_>>()
             })
             .await;
+        let mut evaluations = Vec::with_capacity(span_metrics_evaluations.len());
+        for (rule, evaluation_opt) in span_metrics_evaluations {
+            let evaluation = match evaluation_opt {
+                Some(evaluation) => evaluation,
+                None => traceql::evaluate(&self.engine, &rule, now_unix_nanos).await,
+            };
+            evaluations.push((rule, evaluation));
+        }
         let mut events = Vec::new();
         {
             let mut alerts = self.alerts.lock();

@@ -11,6 +11,20 @@
 //!
 //! The unit of `threshold` is the metric's: `error_rate` is a fraction of calls (0 to 1),
 //! `call_rate` calls per second, `latency_quantile` milliseconds.
+//!
+//! A rule may instead take its value from a TraceQL metrics query over the stored spans:
+//!
+//! ```json
+//! {"name": "CheckoutSlow",
+//!  "expr": {"metric": "traceql", "service": "checkout", "window_seconds": 300,
+//!           "traceql": "{ resource.service.name = \"checkout\" } | quantile_over_time(duration, .99) by (name)"},
+//!  "op": ">", "threshold": 1.5}
+//! ```
+//!
+//! Its value is that of the query's series over the window (an instant query, in the
+//! function's unit: seconds for durations); with several series, the one that crosses the
+//! threshold furthest (the largest for `>` and `>=`, the smallest for `<` and `<=`). `service`
+//! then only labels the alert; `operation`, `span_kind` and `quantile` do not apply.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +50,8 @@ pub enum Metric {
     CallRate,
     /// A latency quantile in milliseconds; no value without calls.
     LatencyQuantile,
+    /// The value of the TraceQL metrics query `expr.traceql`; no value without series.
+    Traceql,
 }
 
 impl Metric {
@@ -44,6 +60,7 @@ impl Metric {
             Metric::ErrorRate => "error_rate",
             Metric::CallRate => "call_rate",
             Metric::LatencyQuantile => "latency_quantile",
+            Metric::Traceql => "traceql",
         }
     }
 }
@@ -98,6 +115,9 @@ pub struct Expr {
     pub span_kind: Option<String>,
     #[serde(default = "default_window_seconds")]
     pub window_seconds: u64,
+    /// For `traceql`: a TraceQL metrics query, e.g. `{ status = error } | rate()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceql: Option<String>,
 }
 
 fn default_window_seconds() -> u64 {
@@ -149,6 +169,19 @@ fn is_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Why `query` cannot be a rule's TraceQL metrics query, if it cannot.
+fn validate_traceql(query: &str, window_seconds: u64) -> Result<(), String> {
+    let parsed = sextant_traceql::parse(query).map_err(|e| format!("invalid TraceQL query: {e}"))?;
+    let request = sextant_traceql::MetricsRequest {
+        start_unix_nanos: 0,
+        end_unix_nanos: window_seconds.max(1) * 1_000_000_000,
+        step_nanos: 0,
+        instant: true,
+        max_exemplars: 0,
+    };
+    sextant_traceql::MetricsEvaluator::new(&parsed, &request).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Labels every alert carries, set from the rule; a rule's `labels` cannot redefine them.
 pub const RESERVED_LABELS: [&str; 2] = ["alertname", "service"];
 
@@ -186,13 +219,29 @@ impl Rule {
             (Metric::LatencyQuantile, Some(q)) if !(q > 0.0 && q <= 1.0) => {
                 return Err(error("expr.quantile", format!("{q} must be greater than 0 and at most 1")));
             }
-            (Metric::ErrorRate | Metric::CallRate, Some(_)) => {
+            (Metric::ErrorRate | Metric::CallRate | Metric::Traceql, Some(_)) => {
                 return Err(error(
                     "expr.quantile",
                     format!("applies only to latency_quantile, not {}", expr.metric.name()),
                 ));
             }
             _ => {}
+        }
+        match (expr.metric, &expr.traceql) {
+            (Metric::Traceql, None) => {
+                return Err(error("expr.traceql", "is required for traceql (e.g. \"{ status = error } | rate()\")"));
+            }
+            (Metric::Traceql, Some(query)) => {
+                validate_traceql(query, expr.window_seconds).map_err(|message| error("expr.traceql", message))?;
+                if expr.operation.is_some() || expr.span_kind.is_some() {
+                    let field = if expr.operation.is_some() { "expr.operation" } else { "expr.span_kind" };
+                    return Err(error(field, "does not apply to traceql: the query selects the spans"));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(error("expr.traceql", format!("applies only to traceql, not {}", expr.metric.name())));
+            }
+            (_, None) => {}
         }
         if expr.window_seconds == 0 || expr.window_seconds > MAX_SECONDS {
             return Err(error("expr.window_seconds", format!("must be from 1 to {MAX_SECONDS}")));
@@ -288,6 +337,30 @@ mod tests {
             (|r| _ = r.labels.insert("bad-name".into(), "x".into()), "labels.bad-name"),
             (|r| _ = r.labels.insert("alertname".into(), "x".into()), "labels.alertname"),
             (|r| _ = r.annotations.insert("1st".into(), "x".into()), "annotations.1st"),
+            (|r| r.expr.metric = Metric::Traceql, "expr.traceql"),
+            (|r| r.expr.traceql = Some("{ } | rate()".into()), "expr.traceql"),
+            (
+                |r| {
+                    r.expr.metric = Metric::Traceql;
+                    r.expr.traceql = Some("{ status = error }".into());
+                },
+                "expr.traceql",
+            ),
+            (
+                |r| {
+                    r.expr.metric = Metric::Traceql;
+                    r.expr.traceql = Some("{ } | rate(".into());
+                },
+                "expr.traceql",
+            ),
+            (
+                |r| {
+                    r.expr.metric = Metric::Traceql;
+                    r.expr.traceql = Some("{ } | rate()".into());
+                    r.expr.operation = Some("GET /".into());
+                },
+                "expr.operation",
+            ),
         ];
         for (change, field) in cases {
             let mut rule = rule();
@@ -304,6 +377,24 @@ mod tests {
         rule.expr.quantile = Some(0.99);
         rule.threshold = 250.0;
         assert_eq!(rule.validate(), Ok(()));
+    }
+
+    #[test]
+    fn traceql_rules_need_a_metrics_query() {
+        let rule: Rule = serde_json::from_value(serde_json::json!({
+            "name": "Slow",
+            "expr": {"metric": "traceql", "service": "checkout",
+                     "traceql": "{ kind = server } | quantile_over_time(duration, .99) by (name)"},
+            "op": ">", "threshold": 1.5,
+        }))
+        .unwrap();
+        assert_eq!(rule.validate(), Ok(()));
+        let mut rule = rule;
+        rule.expr.traceql = Some("{ } | avg_over_time(name)".into());
+        let error = rule.validate().unwrap_err();
+        assert!(error.message.contains("needs a numeric field"), "{error}");
+        rule.expr.traceql = Some("{ }".into());
+        assert!(rule.validate().unwrap_err().message.contains("not a metrics query"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod native;
 pub mod params;
 pub mod plain;
 pub mod tempo;
+pub mod tempo_metrics;
 pub mod traceql_search;
 pub mod zipkin;
 

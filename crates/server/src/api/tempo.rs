@@ -14,6 +14,8 @@
 //!   `/api/v2/search/tag/{tag}/values` (scoped tags such as `resource.service.name`, and the
 //!   intrinsics `name`, `status`, `kind`, `rootServiceName`, `rootName`): attribute keys and
 //!   values from the head and the newest blocks (`start`/`end` narrow them).
+//! - `GET /api/metrics/query_range`, `GET /api/metrics/query`: TraceQL metrics
+//!   ([`super::tempo_metrics`]).
 //!
 //! Errors are plain text with status 400 or 404, as Tempo's.
 
@@ -81,6 +83,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v2/search/tags", get(tags_v2))
         .route("/api/search/tag/{tag}/values", get(tag_values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+        .route("/api/metrics/query_range", get(super::tempo_metrics::query_range))
+        .route("/api/metrics/query", get(super::tempo_metrics::query_instant))
         .with_state(state)
 }
 

@@ -92,7 +92,7 @@ pub async fn tempo_search(
 /// Whether a trace with this summary may satisfy every condition: a condition on the service
 /// needs the service among the trace's, one on error status an error span; the others need the
 /// spans.
-fn summary_may_match(conditions: &[Condition], summary: &TraceSummary) -> bool {
+pub(crate) fn summary_may_match(conditions: &[Condition], summary: &TraceSummary) -> bool {
     conditions.iter().all(|condition| match condition {
         Condition::ServiceName(service) => summary.services.iter().any(|s| s == service),
         Condition::Status(Status::Error) => summary.error_count > 0,
@@ -151,7 +151,7 @@ fn span_set_json(set: &Spanset, spans: &[Span], spans_per_set: usize) -> Value {
 }
 
 /// A TraceQL value as an OTLP/JSON `AnyValue`; nil has none.
-fn otlp_value(value: &TqlValue<'_>) -> Option<Value> {
+pub(crate) fn otlp_value(value: &TqlValue<'_>) -> Option<Value> {
     Some(match value {
         TqlValue::Nil => return None,
         TqlValue::Bool(b) => json!({ "boolValue": b }),
@@ -166,7 +166,7 @@ fn otlp_value(value: &TqlValue<'_>) -> Option<Value> {
 /// engine's span conditions must all hold on one span while the query's may hold on different
 /// ones. Service and error conditions rank last: a trace's summary decides them anyway
 /// ([`summary_may_match`]) before the trace is fetched.
-fn candidate_query(conditions: &[Condition]) -> SearchQuery {
+pub(crate) fn candidate_query(conditions: &[Condition]) -> SearchQuery {
     let rank = |condition: &Condition| match condition {
         Condition::Attribute { value: AttributeValue::Float(_), .. } => None,
         Condition::Attribute { .. } => Some(0),

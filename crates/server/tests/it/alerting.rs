@@ -1,6 +1,7 @@
 //! Alerting on span metrics, end to end: a rule from the config file fires and resolves
 //! against a local webhook receiver (Alertmanager's webhook format), `/api/alerts` lists the
-//! alert with example traces that open, and rules created through the API survive a restart.
+//! alert with example traces that open, rules created through the API survive a restart, and
+//! a rule on a TraceQL metrics query fires on the stored spans.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -298,6 +299,55 @@ async fn api_rules_persist_across_a_restart_and_bad_rules_name_the_field() {
     assert_eq!((status, quiet["threshold"].as_f64()), (200, Some(0.5)));
     let (status, _) = get_json(&query_url(&server, "/api/v1/alert-rules/SlowCheckout")).await;
     assert_eq!(status, 404);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceql_rule_fires_on_the_slowest_matching_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook_url, received) = webhook_receiver().await;
+    let server = start_with_rules(dir.path(), &[("SEXTANT_ALERTING_WEBHOOKS", &hook_url)], Vec::new()).await;
+    let client = reqwest::Client::new();
+    let rules_url = query_url(&server, "/api/v1/alert-rules");
+    // Not a metrics query, then a valid one: the slowest span per service over the last minute.
+    let mut rule = json!({
+        "name": "SlowSpans",
+        "expr": {"metric": "traceql", "service": "checkout", "window_seconds": 60, "traceql": "{ kind = server }"},
+        "op": ">", "threshold": 1.0,
+    });
+    let response = client.post(&rules_url).json(&rule).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("expr.traceql: not a metrics query"), "{message}");
+    rule["expr"]["traceql"] = json!("{ kind = server } | max_over_time(duration) by (resource.service.name)");
+    assert_eq!(client.post(&rules_url).json(&rule).send().await.unwrap().status(), 201);
+
+    // checkout's spans take 1.5 s and 20 ms; cart's 20 ms.
+    let end = now_nanos();
+    let span = |trace: &str, duration_ms: u64| {
+        json!({"traceId": trace, "spanId": "0000000000000001", "name": "POST /checkout", "kind": 2,
+               "startTimeUnixNano": (end - duration_ms * MS).to_string(), "endTimeUnixNano": end.to_string()})
+    };
+    let resource = |service: &str, spans: Vec<Value>| {
+        json!({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+               "scopeSpans": [{"spans": spans}]})
+    };
+    let slow = "5100000000000000000000000000000a";
+    let body = json!({"resourceSpans": [
+        resource("checkout", vec![span(slow, 1_500), span("5100000000000000000000000000000b", 20)]),
+        resource("cart", vec![span("5100000000000000000000000000000c", 20)]),
+    ]});
+    post_otlp_json(&server, &body).await;
+
+    let firing = wait_for_notification(&received, "firing").await;
+    let alert = &firing["alerts"][0];
+    assert_eq!(alert["labels"], json!({"alertname": "SlowSpans", "service": "checkout"}));
+    // Both checkout traces, the slow one first.
+    assert_eq!(alert["annotations"]["example_traces"], format!("{slow},5100000000000000000000000000000b"));
+    let (_, alerts) = get_json(&query_url(&server, "/api/alerts")).await;
+    let listed = &alerts["alerts"][0];
+    assert_eq!((listed["metric"].as_str(), listed["value"].as_f64()), (Some("traceql"), Some(1.5)));
     server.shutdown().await.unwrap();
 }
 

@@ -15,5 +15,6 @@ mod otlp_sdk;
 mod span_metrics;
 mod support;
 mod tempo;
+mod tempo_metrics;
 mod wal_record;
 mod zipkin;

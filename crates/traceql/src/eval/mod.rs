@@ -51,7 +51,7 @@
 //! - Bytes and key-value-list attributes read as missing. `with (...)` hints are ignored.
 
 mod expr;
-mod tree;
+pub(crate) mod tree;
 pub(crate) mod value;
 
 use std::collections::HashMap;
@@ -140,20 +140,21 @@ enum CStage {
     Coalesce,
 }
 
-/// A field read once per span (`by()`, `select()`, aggregate arguments), with its name.
+/// A field read once per span (`by()`, `select()`, aggregate and metrics arguments), with its
+/// name.
 #[derive(Debug)]
-struct Field {
-    name: String,
+pub(crate) struct Field {
+    pub(crate) name: String,
     expr: Expr,
 }
 
 impl Field {
-    fn compile(field: &FieldExpr) -> Result<Field, EvalError> {
+    pub(crate) fn compile(field: &FieldExpr) -> Result<Field, EvalError> {
         Ok(Field { name: field.to_string(), expr: Expr::compile(field)?.0 })
     }
 
     /// The value for a span, under its first event and link.
-    fn value<'a>(&'a self, cx: &TraceCx<'a>, span: usize) -> Value<'a> {
+    pub(crate) fn value<'a>(&'a self, cx: &TraceCx<'a>, span: usize) -> Value<'a> {
         let (event, link) = first_binding(&cx.spans[span]);
         self.expr.eval(&At { trace: cx, span, event, link })
     }
@@ -192,10 +193,33 @@ impl Set {
 }
 
 impl Compiled {
+    /// Compiles a search query. A metrics query (`| rate()` ...) is refused: it runs through
+    /// [`crate::MetricsEvaluator`].
     pub fn new(query: &Query) -> Result<Compiled, EvalError> {
+        if let Some(metrics) = &query.metrics {
+            return Err(EvalError::Unsupported(format!(
+                "`{}()` makes a metrics query, which answers time series rather than traces",
+                metrics.function.name()
+            )));
+        }
+        Compiled::pipeline(&query.pipeline)
+    }
+
+    /// Compiles the spanset pipeline of a query, without its metrics stage.
+    pub(crate) fn pipeline(pipeline: &Pipeline) -> Result<Compiled, EvalError> {
         let mut select = Vec::new();
-        let pipeline = compile_pipeline(&query.pipeline, &mut select)?;
+        let pipeline = compile_pipeline(pipeline, &mut select)?;
         Ok(Compiled { pipeline, select })
+    }
+
+    /// The spans of a trace that some returned spanset holds, ascending; the trace is `cx`.
+    pub(crate) fn matching_spans(&self, cx: &TraceCx<'_>) -> Result<Vec<usize>, EvalError> {
+        if cx.spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = vec![Set { spans: (0..cx.spans.len()).collect(), ..Set::default() }];
+        let sets = eval_pipeline(&self.pipeline, cx, all)?;
+        Ok(union_of(&sets, &[]))
     }
 
     /// The spansets the query returns for one trace; empty when the trace does not match.
@@ -230,6 +254,31 @@ impl Compiled {
 }
 
 // ----- compiling -------------------------------------------------------------------------------
+
+/// A field whose values are numbers (`duration`, `span.size`), as a metrics function measures
+/// it; `function` names the function for the error.
+pub(crate) fn compile_numeric_field(field: &FieldExpr, function: &str) -> Result<Field, EvalError> {
+    let (expr, ty) = Expr::compile(field)?;
+    if !matches!(ty, Type::Any | Type::Int | Type::Float | Type::Duration) {
+        return Err(EvalError::Type {
+            expr: format!("{function}({field})"),
+            reason: format!("{function}() needs a numeric field"),
+        });
+    }
+    Ok(Field { name: field.to_string(), expr })
+}
+
+/// A condition on one span, such as the selection filter of `compare()`.
+pub(crate) fn compile_condition(condition: &FieldExpr) -> Result<Field, EvalError> {
+    let (expr, ty) = Expr::compile(condition)?;
+    if !matches!(ty, Type::Bool | Type::Any) {
+        return Err(EvalError::Type {
+            expr: condition.to_string(),
+            reason: "a spanset filter must be a boolean expression".to_owned(),
+        });
+    }
+    Ok(Field { name: condition.to_string(), expr })
+}
 
 fn compile_pipeline(pipeline: &Pipeline, select: &mut Vec<Field>) -> Result<CPipeline, EvalError> {
     let source = compile_spanset(&pipeline.source, select)?;
