@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, unit and integration tests,
-# and a build of the fuzz targets. Installs what the tests need first (pyarrow, used to
-# prove blocks are readable by a third-party Parquet reader).
+# a build of the fuzz targets, and the web UI's build check and browser tests. Installs what
+# the tests need first (pyarrow, used to prove blocks are readable by a third-party Parquet
+# reader; chromium and the UI's npm packages, by scripts/ui-test.sh).
 set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
@@ -31,3 +32,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+
+step "web UI (browser tests)"
+cargo build -p sextant --locked
+scripts/ui-test.sh "$CARGO_TARGET_DIR/debug/sextant"

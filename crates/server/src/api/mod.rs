@@ -1,8 +1,10 @@
 //! The query port (:16686): the native HTTP API (`/api/v1/*`, with the span metrics and
 //! service graph of [`derived_metrics`]), the Jaeger query API (`/api/*` without `v1`, see
 //! [`jaeger`], with its metrics endpoints `/api/metrics/*`), Jaeger's api_v3 (`/api/v3/*`)
-//! alert rules and alerts ([`alerting`]: `/api/v1/alert-rules`, `/api/alerts`) and
-//! `/metrics` ([`exposition`]).
+//! alert rules and alerts ([`alerting`]: `/api/v1/alert-rules`, `/api/alerts`),
+//! `/metrics` ([`exposition`]), the endpoints only the web UI needs ([`native_traceql`]:
+//! TraceQL search and parse checks, attribute keys and values) and the web UI itself
+//! ([`ui`]: every other GET outside `/api` and `/metrics`).
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors of the
 //! native API are mapped to HTTP in one place, [`ApiError`], and always answer
@@ -16,11 +18,13 @@ pub mod exposition;
 pub mod jaeger;
 pub mod jaeger_v3;
 pub mod native;
+pub mod native_traceql;
 pub mod params;
 pub mod plain;
 pub mod tempo;
 pub mod tempo_metrics;
 pub mod traceql_search;
+pub mod ui;
 pub mod zipkin;
 
 use std::sync::Arc;
@@ -77,7 +81,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/alerts", get(alerting::alerts))
         .route("/metrics", get(exposition::metrics))
         .merge(jaeger_v3::router())
-        .fallback(not_found)
+        .merge(native_traceql::router())
+        .fallback(ui::fallback)
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
         .with_state(state)
 }

@@ -16,5 +16,6 @@ mod span_metrics;
 mod support;
 mod tempo;
 mod tempo_metrics;
+mod ui;
 mod wal_record;
 mod zipkin;

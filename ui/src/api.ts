@@ -1,0 +1,161 @@
+// The query port's JSON APIs the UI reads (crates/server/src/api/native*.rs and
+// derived_metrics.rs). Every call answers the decoded JSON or throws an ApiError carrying the
+// server's message (`{"error": {"code", "message"}}`) and the HTTP status.
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+  const response = await fetch(url, { signal, headers: { accept: 'application/json' } });
+  const text = await response.text();
+  let body: any = undefined;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // A plain-text answer (not JSON) is reported as it is.
+  }
+  if (!response.ok) {
+    const error = body?.error ?? {};
+    throw new ApiError(error.message ?? (text || `HTTP ${response.status}`), response.status);
+  }
+  return body as T;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  rootService: string;
+  rootName: string;
+  startTimeUnixNano: string;
+  durationNanos: string;
+  spanCount: number;
+  errorCount: number;
+  services: string[];
+  matched?: number;
+}
+
+export interface SearchAnswer {
+  traces: TraceSummary[];
+  nextCursor?: string | null;
+}
+
+export interface OtlpAnyValue {
+  stringValue?: string;
+  intValue?: string | number;
+  doubleValue?: number;
+  boolValue?: boolean;
+  bytesValue?: string;
+  arrayValue?: { values?: OtlpAnyValue[] };
+  kvlistValue?: { values?: OtlpKeyValue[] };
+}
+export interface OtlpKeyValue {
+  key: string;
+  value?: OtlpAnyValue;
+}
+export interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind?: number | string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes?: OtlpKeyValue[];
+  events?: { timeUnixNano: string; name: string; attributes?: OtlpKeyValue[] }[];
+  links?: { traceId: string; spanId: string; attributes?: OtlpKeyValue[] }[];
+  status?: { code?: number | string; message?: string };
+}
+export interface OtlpTrace {
+  resourceSpans: {
+    resource?: { attributes?: OtlpKeyValue[] };
+    scopeSpans?: { scope?: { name?: string; version?: string }; spans?: OtlpSpan[] }[];
+  }[];
+}
+
+export interface Operation {
+  name: string;
+  spanKind: string;
+}
+
+export interface MetricPoint {
+  startTimeUnixNano: string;
+  calls: number;
+  errors: number;
+  ratePerSecond: number;
+  errorRatePerSecond: number;
+  p50Millis: number | null;
+  p95Millis: number | null;
+  p99Millis: number | null;
+}
+export interface Exemplar {
+  traceId: string;
+  spanId: string;
+  durationNanos: string;
+  timeUnixNano: string;
+}
+export interface MetricSeries {
+  labels: Record<string, string>;
+  points: MetricPoint[];
+  exemplars: Exemplar[];
+}
+export interface SpanMetricsAnswer {
+  intervalSeconds: number;
+  start: string;
+  end: string;
+  stepNanos: string;
+  series: MetricSeries[];
+}
+
+export interface GraphEdge {
+  client: string;
+  server: string;
+  connectionType: string;
+  calls: number;
+  failed: number;
+  errorRate: number;
+  p50Millis: number | null;
+  p90Millis: number | null;
+  p99Millis: number | null;
+}
+export interface GraphNode {
+  name: string;
+  virtual: boolean;
+  callsIn: number;
+  failedIn: number;
+  callsOut: number;
+}
+export interface ServiceGraphAnswer {
+  edges: GraphEdge[];
+  nodes: GraphNode[];
+}
+
+export interface ParseCheck {
+  valid: boolean;
+  error?: { message: string; offset?: number; line?: number; column?: number };
+}
+
+export const api = {
+  services: (signal?: AbortSignal) => getJson<{ services: string[] }>('/api/v1/services', signal),
+  operations: (service: string, signal?: AbortSignal) =>
+    getJson<{ operations: Operation[] }>(`/api/v1/services/${encodeURIComponent(service)}/operations`, signal),
+  search: (query: string, signal?: AbortSignal) => getJson<SearchAnswer>(`/api/v1/search?${query}`, signal),
+  traceql: (query: string, signal?: AbortSignal) => getJson<SearchAnswer>(`/api/v1/traceql/search?${query}`, signal),
+  parse: (q: string, signal?: AbortSignal) =>
+    getJson<ParseCheck>(`/api/v1/traceql/parse?q=${encodeURIComponent(q)}`, signal),
+  trace: (id: string, signal?: AbortSignal) => getJson<OtlpTrace>(`/api/v1/traces/${encodeURIComponent(id)}`, signal),
+  tags: (signal?: AbortSignal) => getJson<Record<string, string[] | null>>('/api/v1/tags', signal),
+  tagValues: (key: string, scope?: string, signal?: AbortSignal) =>
+    getJson<{ values: string[] }>(
+      `/api/v1/tags/${encodeURIComponent(key)}/values${scope ? `?scope=${scope}` : ''}`,
+      signal,
+    ),
+  spanMetrics: (query: string, signal?: AbortSignal) =>
+    getJson<SpanMetricsAnswer>(`/api/v1/span-metrics?${query}`, signal),
+  serviceGraph: (query: string, signal?: AbortSignal) =>
+    getJson<ServiceGraphAnswer>(`/api/v1/service-graph?${query}`, signal),
+};

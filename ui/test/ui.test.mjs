@@ -1,0 +1,265 @@
+// Browser tests of the web UI against a running sextant: `SEXTANT_UI_URL` (its query port)
+// and `SEXTANT_OTLP_URL` (its OTLP/HTTP receiver). scripts/ui-test.sh starts both.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launch } from './browser.mjs';
+import { seed } from './seed.mjs';
+
+const UI = process.env.SEXTANT_UI_URL ?? 'http://127.0.0.1:16686';
+const OTLP = process.env.SEXTANT_OTLP_URL ?? 'http://127.0.0.1:4318';
+const SCREENSHOTS = process.env.SEXTANT_SCREENSHOTS;
+
+let browser;
+let page;
+let ids;
+const pageErrors = [];
+
+before(async () => {
+  ids = await seed(OTLP);
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(10_000);
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+});
+
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+});
+
+async function shot(name) {
+  if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+}
+
+test('search by service lists its traces with counts, and the scatter plot', async () => {
+  await page.goto(`${UI}/`);
+  await page.getByLabel('Service', { exact: true }).selectOption('frontend');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.locator(`.trace-row[data-trace-id="${ids.failedTrace}"]`).waitFor();
+  assert.match(page.url(), /service=frontend/);
+  const failed = page.locator(`.trace-row[data-trace-id="${ids.failedTrace}"]`);
+  assert.match(await failed.textContent(), /4 spans/);
+  assert.match(await failed.textContent(), /2 errors/);
+  assert.equal(
+    await page.locator(`.trace-row[data-trace-id="${ids.workerTrace}"]`).count(),
+    0,
+    'worker is another service',
+  );
+  assert.equal(await page.locator('.scatter .point.error').count(), 1);
+  await shot('search');
+  await page.locator('.scatter .point.error').click();
+  await page.waitForURL(`**/trace/${ids.failedTrace}`);
+});
+
+test('search by operation and attribute filter', async () => {
+  await page.goto(`${UI}/search?service=cart&operation=POST%20%2Fcart&attr=http.route%3D%2Fcart`);
+  await page.locator('.trace-row').first().waitFor();
+  assert.equal(await page.locator('.trace-row').count(), 2);
+  assert.equal(await page.getByLabel('Operation').inputValue(), 'POST /cart');
+});
+
+test('a page of results, then the next', async () => {
+  await page.goto(`${UI}/search?service=frontend&limit=2`);
+  await page.locator('.trace-row').first().waitFor();
+  assert.equal(await page.locator('.trace-row').count(), 2);
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await page.locator('.trace-row').nth(2).waitFor();
+  assert.equal(await page.locator('.trace-row').count(), 3);
+});
+
+test('search by TraceQL finds the trace with the attribute', async () => {
+  await page.goto(`${UI}/search?mode=traceql`);
+  const editor = page.getByLabel('TraceQL query');
+  await editor.fill('{ span.customer.tier = "gold" && status = error }');
+  await editor.press('Enter');
+  await page.locator('.trace-row').first().waitFor();
+  assert.equal(await page.locator('.trace-row').count(), 1);
+  assert.equal(await page.locator('.trace-row').getAttribute('data-trace-id'), ids.failedTrace);
+  assert.equal(new URL(page.url()).searchParams.get('q'), '{ span.customer.tier = "gold" && status = error }');
+  assert.ok((await page.locator('.traceql-highlight .tq-attribute').count()) >= 1, 'attributes are highlighted');
+  await shot('search-traceql');
+});
+
+test('a TraceQL error is shown inline at its position', async () => {
+  await page.goto(`${UI}/search?mode=traceql`);
+  assert.match(await page.locator('.state.empty').textContent(), /TraceQL query/, 'no search without a query');
+  await page.getByLabel('TraceQL query').fill('{ .customer.tier = }');
+  const error = page.locator('.traceql-error');
+  await error.waitFor();
+  assert.match(await error.textContent(), /line 1, column 20/);
+  assert.equal(await page.locator('.traceql-highlight .tq-error').textContent(), '}');
+  await shot('traceql-error');
+});
+
+test('TraceQL autocompletes attribute names from the tags API', async () => {
+  await page.goto(`${UI}/search?mode=traceql`);
+  const editor = page.getByLabel('TraceQL query');
+  await editor.fill('');
+  await editor.pressSequentially('{ span.custo');
+  await page.getByRole('option', { name: 'span.customer.tier' }).waitFor();
+  await editor.press('Tab');
+  assert.equal(await editor.inputValue(), '{ span.customer.tier');
+  await editor.pressSequentially(' = "g');
+  await page.getByRole('option', { name: '"gold"' }).waitFor();
+  await editor.press('Tab');
+  assert.equal(await editor.inputValue(), '{ span.customer.tier = "gold"');
+});
+
+test('open a trace from the results, collapse and expand, open a span', async () => {
+  await page.goto(`${UI}/search?service=frontend`);
+  await page.locator(`.trace-row[data-trace-id="${ids.failedTrace}"] a`).click();
+  await page.waitForURL(`**/trace/${ids.failedTrace}`);
+  await page.locator('.span-row').first().waitFor();
+  assert.equal(await page.getByTestId('span-count').textContent(), '4');
+  assert.equal(await page.locator('.span-row').count(), 4);
+  assert.ok((await page.locator('.span-bar.critical').count()) >= 2, 'critical path marked');
+  await page.locator('.span-row').first().getByRole('button', { name: 'Collapse' }).click();
+  assert.equal(await page.locator('.span-row').count(), 1);
+  await page.locator('.span-row').first().getByRole('button', { name: 'Expand' }).click();
+  assert.equal(await page.locator('.span-row').count(), 4);
+  await page.locator('.span-row', { hasText: 'cart' }).filter({ hasText: 'POST /cart' }).last().click();
+  const panel = page.getByRole('complementary', { name: 'Span details' });
+  await panel.waitFor();
+  assert.match(await panel.textContent(), /cart unavailable/);
+  assert.match(await panel.textContent(), /exception/);
+  assert.match(await panel.textContent(), /server/);
+  assert.match(page.url(), /span=[0-9a-f]{16}/);
+  await shot('trace');
+});
+
+test('keyboard moves the selection and collapses', async () => {
+  await page.goto(`${UI}/trace/${ids.okTrace}`);
+  await page.locator('.span-row').first().click();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.locator('.span-row.selected').getAttribute('aria-level'), '2');
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await page.locator('.span-row').count(), 2, 'the client span collapsed');
+});
+
+test('the minimap zooms, the JSON downloads', async () => {
+  await page.goto(`${UI}/trace/${ids.okTrace}`);
+  const minimap = page.getByLabel('Minimap: drag to zoom, double-click to reset');
+  const box = await minimap.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + 10);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.9, box.y + 10, { steps: 4 });
+  await page.mouse.up();
+  await page.getByRole('button', { name: 'Reset zoom' }).waitFor();
+  const firstTick = await page.locator('.waterfall-head .tick').first().textContent();
+  assert.notEqual(firstTick, '0', 'the time axis starts inside the trace');
+  await page.getByRole('button', { name: 'Reset zoom' }).click();
+  assert.equal(await page.locator('.waterfall-head .tick').first().textContent(), '0');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download JSON' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), `trace-${ids.okTrace}.json`);
+});
+
+test('find within a trace highlights the matches', async () => {
+  await page.goto(`${UI}/trace/${ids.okTrace}`);
+  await page.getByLabel('Find in trace').fill('SELECT');
+  assert.equal(await page.getByTestId('match-count').textContent(), '1 matches');
+  assert.equal(await page.locator('.span-row.match').count(), 1);
+});
+
+test('a span link opens the linked trace at its span', async () => {
+  await page.goto(`${UI}/trace/${ids.workerTrace}`);
+  await page.locator('.span-row').first().click();
+  await page.locator('a.span-link').click();
+  await page.waitForURL(`**/trace/${ids.okTrace}?span=${ids.okRoot}`);
+  await page.locator('.span-row.selected').waitFor();
+  assert.equal(await page.locator('.span-row.selected').getAttribute('data-span-id'), ids.okRoot);
+});
+
+test('a deep link survives a reload', async () => {
+  await page.goto(`${UI}/trace/${ids.failedTrace}?view=flame`);
+  await page.getByLabel('Flame graph').waitFor();
+  await page.reload();
+  await page.getByLabel('Flame graph').waitFor();
+  assert.equal(await page.getByRole('tab', { name: 'Flame graph' }).getAttribute('aria-selected'), 'true');
+  await shot('flame-graph');
+  await page.goto(`${UI}/search?service=cart&lookback=15m`);
+  await page.reload();
+  await page.locator('.trace-row').first().waitFor();
+  assert.equal(await page.getByLabel('Service', { exact: true }).inputValue(), 'cart');
+  assert.equal(await page.getByLabel('Time range').inputValue(), '15m');
+});
+
+test('clock skew is detected and adjusted', async () => {
+  await page.goto(`${UI}/trace/${ids.skewTrace}`);
+  const warning = page.locator('.warning');
+  await warning.waitFor();
+  assert.match(await warning.textContent(), /Clock skew: 1 span/);
+  assert.match(await warning.textContent(), /shifted/);
+  await page.getByRole('button', { name: 'Show as received' }).click();
+  await page.waitForURL(/skew=raw/);
+  assert.match(await page.locator('.warning').textContent(), /as received/);
+});
+
+test('a trace with a parent cycle and an orphan still shows every span', async () => {
+  await page.goto(`${UI}/trace/${ids.brokenTrace}`);
+  await page.locator('.span-row').first().waitFor();
+  assert.equal(await page.getByTestId('span-count').textContent(), '3');
+  assert.equal(await page.locator('.span-row').count(), 3);
+  assert.equal(await page.locator('.span-row[aria-level="1"]').count(), 2, 'the cut cycle and the orphan are roots');
+});
+
+test('an unknown trace shows an error state', async () => {
+  await page.goto(`${UI}/trace/0123456789abcdef0123456789abcdef`);
+  assert.match(await page.getByRole('alert').textContent(), /not found/);
+});
+
+test('compare shows the structural difference', async () => {
+  await page.goto(`${UI}/compare?a=${ids.okTrace}&b=${ids.failedTrace}`);
+  await page.locator('.diff').waitFor();
+  assert.match(await page.locator('[data-change="slower"]').textContent(), /^[1-9]\d* slower/);
+  assert.ok((await page.locator('.diff-row.slower').count()) >= 1);
+  await shot('compare');
+  await page.goto(`${UI}/compare?a=${ids.okTrace}&b=${ids.workerTrace}`);
+  await page.locator('.diff').waitFor();
+  assert.equal(await page.locator('[data-change="missing"]').textContent(), '4 missing in B');
+  assert.equal(await page.locator('[data-change="added"]').textContent(), '1 added in B');
+});
+
+test('the service map shows the edge from real span metrics', async () => {
+  await page.goto(`${UI}/map`);
+  await page.locator('.service-map').waitFor();
+  const edge = page.locator('.edge-row', { hasText: 'frontend' }).filter({ hasText: 'cart' });
+  assert.equal(await edge.count(), 1);
+  assert.match(await edge.textContent(), /33%/, 'one of three calls failed');
+  await shot('service-map');
+  await page.locator('.node[data-service="cart"]').click();
+  await page.waitForURL('**/service/cart');
+});
+
+test('the service page shows operations and exemplars that open traces', async () => {
+  await page.goto(`${UI}/service/cart`);
+  await page.locator('.operation-row').first().waitFor();
+  const row = page.locator('.operation-row', { hasText: 'POST /cart' });
+  assert.equal(await row.count(), 1);
+  assert.match(await row.textContent(), /50(\.0)?%/);
+  const exemplar = page.locator('.exemplar').first();
+  const traceId = await exemplar.getAttribute('data-trace-id');
+  assert.match(traceId, /^[0-9a-f]{32}$/);
+  await shot('service');
+  await exemplar.click();
+  await page.waitForURL(`**/trace/${traceId}`);
+  await page.locator('.span-row').first().waitFor();
+});
+
+test('the theme switches and is remembered', async () => {
+  await page.goto(`${UI}/`);
+  const before = await page.evaluate(() => document.documentElement.dataset.theme);
+  await page.getByRole('button', { name: /Switch to/ }).click();
+  await page.waitForFunction((old) => document.documentElement.dataset.theme !== old, before);
+  const afterClick = await page.evaluate(() => document.documentElement.dataset.theme);
+  assert.ok(['light', 'dark'].includes(afterClick));
+  await page.reload();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), afterClick);
+  if (afterClick === 'dark') {
+    await page.goto(`${UI}/trace/${ids.failedTrace}?span=${ids.failedRoot}`);
+    await page.locator('.span-row.selected').waitFor();
+    await shot('trace-dark');
+  }
+});
