@@ -3,6 +3,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import { serviceColor } from '../format';
 import type { SpanNode, TraceModel } from './model';
+import { sizedContext } from './canvas';
 
 const ROW = 20;
 const MAX_HEIGHT = 16_000;
@@ -23,12 +24,7 @@ export function FlameGraph({ model, view, selected, onSelect }: Props) {
     const element = canvas.current;
     if (!element) return;
     const draw = () => {
-      const ratio = window.devicePixelRatio || 1;
-      const width = element.clientWidth;
-      element.width = width * ratio;
-      element.height = height * ratio;
-      const context = element.getContext('2d')!;
-      context.scale(ratio, ratio);
+      const { context, width } = sizedContext(element, height);
       context.font = '11px system-ui, sans-serif';
       context.textBaseline = 'middle';
       const [from, to] = view;

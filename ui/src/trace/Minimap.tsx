@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { serviceColor } from '../format';
 import type { TraceModel } from './model';
+import { sizedContext } from './canvas';
 
 const HEIGHT = 56;
 const ERROR_COLOR = '#d93025';
@@ -22,12 +23,7 @@ export function Minimap({ model, view, onView }: Props) {
     const element = canvas.current;
     if (!element) return;
     const draw = () => {
-      const ratio = window.devicePixelRatio || 1;
-      const width = element.clientWidth;
-      element.width = width * ratio;
-      element.height = HEIGHT * ratio;
-      const context = element.getContext('2d')!;
-      context.scale(ratio, ratio);
+      const { context, width } = sizedContext(element, HEIGHT);
       const total = model.durationMicros || 1;
       const rowHeight = HEIGHT / model.spans.length;
       // Spans grouped by color: the canvas parses a fill style once per color, not per span.
