@@ -83,6 +83,13 @@ impl Histogram {
         Histogram { bucket_counts: vec![0; num_buckets].into(), count: 0, sum_nanos: 0, exemplars: Vec::new() }
     }
 
+    /// A histogram read back from storage: per-bucket counts, their exact sum, and the
+    /// exemplars sorted by bucket (the codec checks both).
+    pub(crate) fn from_parts(bucket_counts: Box<[u64]>, sum_nanos: u128, exemplars: Vec<(u16, Exemplar)>) -> Histogram {
+        let count = bucket_counts.iter().sum();
+        Histogram { bucket_counts, count, sum_nanos, exemplars }
+    }
+
     /// Counts one duration in `bucket` (from [`Buckets::index`]).
     pub(crate) fn record(&mut self, bucket: usize, duration_nanos: u64, exemplar_opt: Option<Exemplar>) {
         self.bucket_counts[bucket] += 1;

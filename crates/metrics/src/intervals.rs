@@ -7,8 +7,11 @@
 //! - at most `max_intervals` intervals are kept: creating one more evicts the oldest, and
 //!   an observation older than every kept interval while the window is full is not kept
 //!   (counted in `late_observations`), since keeping it would evict it at once;
-//! - the series table outlives the ids held here: a series is removed only when no kept
-//!   interval holds its id (see [`IntervalStore::holds`]).
+//! - an interval leaves the store only through [`IntervalStore::take_before`] or
+//!   [`IntervalStore::take_all`], which hand it to the caller (to be persisted): one evicted
+//!   by a new interval waits in `evicted` until the next take;
+//! - the series table outlives the ids held here: a series is removed only when no kept or
+//!   evicted interval holds its id (see [`IntervalStore::holds`]).
 
 use std::collections::BTreeMap;
 
@@ -19,12 +22,20 @@ pub(crate) struct IntervalStore<V> {
     interval_nanos: u64,
     max_intervals: usize,
     intervals: BTreeMap<u64, AHashMap<u32, V>>,
+    /// Intervals pushed out of the window by a newer one, oldest first, until taken.
+    evicted: Vec<(u64, AHashMap<u32, V>)>,
     late_observations: u64,
 }
 
 impl<V> IntervalStore<V> {
     pub(crate) fn new(interval_nanos: u64, max_intervals: usize) -> Self {
-        IntervalStore { interval_nanos, max_intervals, intervals: BTreeMap::new(), late_observations: 0 }
+        IntervalStore {
+            interval_nanos,
+            max_intervals,
+            intervals: BTreeMap::new(),
+            evicted: Vec::new(),
+            late_observations: 0,
+        }
     }
 
     pub(crate) fn interval_nanos(&self) -> u64 {
@@ -46,18 +57,28 @@ impl<V> IntervalStore<V> {
                 self.late_observations += 1;
                 return None;
             }
-            self.intervals.remove(&oldest);
+            let values = self.intervals.remove(&oldest).expect("just found");
+            self.evicted.push((oldest, values));
         }
         Some(self.intervals.entry(start).or_default().entry(id).or_insert_with(new_value))
     }
 
-    /// Drops every interval that ends at or before `cutoff_unix_nanos`; returns how many.
-    pub(crate) fn drop_before(&mut self, cutoff_unix_nanos: u64) -> usize {
+    /// Takes every interval that ends at or before `cutoff_unix_nanos`, and those evicted
+    /// since the last take, oldest first.
+    pub(crate) fn take_before(&mut self, cutoff_unix_nanos: u64) -> Vec<(u64, AHashMap<u32, V>)> {
+        let mut taken = std::mem::take(&mut self.evicted);
         // An interval [start, start + len) ends at or before the cutoff iff start <= cutoff - len.
-        let Some(last_start_dropped) = cutoff_unix_nanos.checked_sub(self.interval_nanos) else { return 0 };
-        let kept = self.intervals.split_off(&(last_start_dropped + 1));
-        let dropped = std::mem::replace(&mut self.intervals, kept);
-        dropped.len()
+        if let Some(last_start_taken) = cutoff_unix_nanos.checked_sub(self.interval_nanos) {
+            let kept = self.intervals.split_off(&(last_start_taken + 1));
+            taken.extend(std::mem::replace(&mut self.intervals, kept));
+        }
+        taken.sort_by_key(|(start, _)| *start);
+        taken
+    }
+
+    /// Takes every interval, kept or evicted, oldest first (on shutdown).
+    pub(crate) fn take_all(&mut self) -> Vec<(u64, AHashMap<u32, V>)> {
+        self.take_before(u64::MAX)
     }
 
     /// Intervals whose start lies in `[from, to)`, oldest first.
@@ -75,9 +96,12 @@ impl<V> IntervalStore<V> {
         self.intervals.keys().copied()
     }
 
-    /// Whether a kept interval holds series `id`.
+    /// Whether a kept or evicted interval holds series `id`.
     pub(crate) fn holds(&self, id: u32) -> bool {
-        self.intervals.values().any(|values| values.contains_key(&id))
+        self.intervals
+            .values()
+            .chain(self.evicted.iter().map(|(_, values)| values))
+            .any(|values| values.contains_key(&id))
     }
 
     /// Observations not kept because their interval was older than the full window.
@@ -104,20 +128,25 @@ mod tests {
         assert!(store.value_mut(5, 1, || 0).is_none(), "older than the full window");
         assert_eq!(store.late_observations(), 1);
         assert!(store.holds(2));
-        assert!(store.holds(1));
+        assert!(store.holds(1), "the evicted interval still holds series 1 until it is taken");
         assert_eq!(store.range(20, 30).map(|(s, _)| s).collect::<Vec<_>>(), [20], "to is exclusive");
+        let taken = store.take_before(0);
+        assert_eq!(taken.iter().map(|(s, v)| (*s, v[&1])).collect::<Vec<_>>(), [(10, 2)], "the evicted interval");
+        assert!(store.take_before(0).is_empty(), "an evicted interval is handed over once");
     }
 
     #[test]
-    fn drop_before_removes_intervals_that_ended() {
+    fn take_before_hands_over_intervals_that_ended() {
         let mut store: IntervalStore<u64> = IntervalStore::new(10, 10);
         for end in [0, 10, 20, 30] {
             store.value_mut(end, 1, || 0);
         }
-        assert_eq!(store.drop_before(25), 2, "[0,10) and [10,20) ended; [20,30) has not");
+        let starts = |taken: Vec<(u64, AHashMap<u32, u64>)>| taken.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        assert_eq!(starts(store.take_before(25)), [0, 10], "[0,10) and [10,20) ended; [20,30) has not");
         assert_eq!(store.starts().collect::<Vec<_>>(), [20, 30]);
-        assert_eq!(store.drop_before(30), 1);
-        assert_eq!(store.drop_before(5), 0);
-        assert_eq!(store.starts().collect::<Vec<_>>(), [30]);
+        assert_eq!(starts(store.take_before(30)), [20]);
+        assert!(store.take_before(5).is_empty());
+        assert_eq!(starts(store.take_all()), [30]);
+        assert_eq!(store.starts().count(), 0);
     }
 }

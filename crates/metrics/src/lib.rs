@@ -3,8 +3,9 @@
 //! derive them.
 //!
 //! This crate is the pure core: aggregators fed with span batches, queries over what they
-//! hold, and the OpenMetrics / Prometheus text exposition of their cumulative totals. It
-//! does no I/O, keeps no clock of its own (time comes from span timestamps and, for the
+//! hold (and over the closed intervals a caller-supplied [`History`] reads back), the
+//! encoding of closed intervals for storage, and the OpenMetrics / Prometheus text
+//! exposition of their cumulative totals. It does no I/O, keeps no clock of its own (time comes from span timestamps and, for the
 //! service graph's pairing deadlines, from the caller) and has no async runtime, so every
 //! result is deterministic and tested without a server.
 //!
@@ -22,7 +23,9 @@
 //! | `intervals` | the bounded window of per-interval aggregates |
 //! | `span_metrics` | [`SpanMetrics`]: RED metrics per series |
 //! | `service_graph`, `pending` | [`ServiceGraph`]: edges from paired spans, the store of unpaired halves |
-//! | `query` | range queries over both aggregators |
+//! | `query` | range queries over both aggregators, merging memory and [`History`] |
+//! | `history` | [`ClosedInterval`]s handed out of memory, the [`History`] that reads them back |
+//! | `codec` | the persisted form of a closed interval (docs/formats/metrics.md) |
 //! | `exposition` | OpenMetrics and Prometheus text rendering |
 //!
 //! Invariants shared by both aggregators:
@@ -37,9 +40,11 @@
 //! The aggregators are plain values (`Send + Sync`); callers share them behind a lock or
 //! give them one owning task.
 
+pub mod codec;
 mod config;
 pub mod exposition;
 mod histogram;
+mod history;
 mod intervals;
 mod pending;
 mod query;
@@ -53,6 +58,7 @@ pub use config::{
     SpanMetricsConfig,
 };
 pub use histogram::{Exemplar, Histogram};
+pub use history::{ClosedInterval, History, ServiceGraphInterval, SpanMetricsInterval};
 pub use query::{
     EdgeSummary, LatencyQuantiles, MAX_POINTS_PER_SERIES, RangeExemplars, RangePoint, RangeQuery, RangeSeries,
 };

@@ -9,6 +9,10 @@
 //! the range, and its rate divides by that covered length. Only steps holding at least one
 //! span give a point: a missing step had no calls. Exemplars are selected by their exact
 //! timestamp in `[from, to)`.
+//!
+//! Each query reads the intervals of its range held in memory and those the aggregator's
+//! [`History`](crate::History) visits (intervals that left memory), merging both per interval:
+//! an answer does not depend on where an interval is kept.
 
 use std::collections::BTreeMap;
 
@@ -154,16 +158,26 @@ impl SpanMetrics {
         let grid = Grid::new(query, self.interval_nanos())?;
         let mut keys: AHashMap<u32, Option<K>> = AHashMap::new();
         let mut groups: BTreeMap<K, BTreeMap<u64, SeriesStats>> = BTreeMap::new();
+        let buckets = self.buckets();
         for (start, values) in self.intervals().range(grid.from_unix_nanos, grid.to_unix_nanos) {
             let index = grid.point_index(start);
             for (id, stats) in values {
                 let Some(key) = &*keys.entry(*id).or_insert_with(|| group(self.labels_of(*id))) else { continue };
-                let points = match groups.get_mut(key) {
-                    Some(points) => points,
-                    None => groups.entry(key.clone()).or_default(),
-                };
-                points.entry(index).or_insert_with(|| SeriesStats::new(self.buckets())).merge(stats);
+                merge_point(&mut groups, key, index, stats, buckets);
             }
+        }
+        if let Some(history) = self.history() {
+            history.span_metrics(grid.from_unix_nanos, grid.to_unix_nanos, &mut |interval| {
+                if !(grid.from_unix_nanos..grid.to_unix_nanos).contains(&interval.start_unix_nanos) {
+                    return;
+                }
+                let index = grid.point_index(interval.start_unix_nanos);
+                for (labels, stats) in &interval.entries {
+                    if let Some(key) = group(labels) {
+                        merge_point(&mut groups, &key, index, stats, buckets);
+                    }
+                }
+            });
         }
         let bounds_seconds = self.latency_bounds_seconds();
         Ok(groups
@@ -191,16 +205,26 @@ impl SpanMetrics {
         }
         let first_start = from_unix_nanos - from_unix_nanos % self.interval_nanos();
         let mut groups: BTreeMap<K, Vec<Exemplar>> = BTreeMap::new();
+        let add = |groups: &mut BTreeMap<K, Vec<Exemplar>>, labels: &SeriesLabels, stats: &SeriesStats| {
+            let Some(key) = group(labels) else { return };
+            let in_range = stats
+                .latency()
+                .exemplars()
+                .map(|(_, exemplar)| *exemplar)
+                .filter(|e| (from_unix_nanos..to_unix_nanos).contains(&e.timestamp_unix_nanos));
+            groups.entry(key).or_default().extend(in_range);
+        };
         for (_, values) in self.intervals().range(first_start, to_unix_nanos) {
             for (id, stats) in values {
-                let Some(key) = group(self.labels_of(*id)) else { continue };
-                let in_range = stats
-                    .latency()
-                    .exemplars()
-                    .map(|(_, exemplar)| *exemplar)
-                    .filter(|e| (from_unix_nanos..to_unix_nanos).contains(&e.timestamp_unix_nanos));
-                groups.entry(key).or_default().extend(in_range);
+                add(&mut groups, self.labels_of(*id), stats);
             }
+        }
+        if let Some(history) = self.history() {
+            history.span_metrics(first_start, to_unix_nanos, &mut |interval| {
+                for (labels, stats) in &interval.entries {
+                    add(&mut groups, labels, stats);
+                }
+            });
         }
         Ok(groups
             .into_iter()
@@ -222,26 +246,55 @@ impl ServiceGraph {
             return Err(MetricsError::EmptyRange { from_unix_nanos, to_unix_nanos });
         }
         let first_start = from_unix_nanos - from_unix_nanos % self.interval_nanos();
-        let mut merged: AHashMap<u32, EdgeStats> = AHashMap::new();
+        let mut merged: BTreeMap<EdgeLabels, EdgeStats> = BTreeMap::new();
+        let buckets = self.buckets();
+        let add = |merged: &mut BTreeMap<EdgeLabels, EdgeStats>, labels: &EdgeLabels, stats: &EdgeStats| match merged
+            .get_mut(labels)
+        {
+            Some(sum) => sum.merge(stats),
+            None => merged.entry(labels.clone()).or_insert_with(|| EdgeStats::new(buckets)).merge(stats),
+        };
         for (_, values) in self.intervals().range(first_start, to_unix_nanos) {
             for (id, stats) in values {
-                merged.entry(*id).or_insert_with(|| EdgeStats::new(self.buckets())).merge(stats);
+                add(&mut merged, self.labels_of(*id), stats);
             }
         }
+        if let Some(history) = self.history() {
+            history.service_graph(first_start, to_unix_nanos, &mut |interval| {
+                for (labels, stats) in &interval.entries {
+                    add(&mut merged, labels, stats);
+                }
+            });
+        }
         let bounds_seconds = self.latency_bounds_seconds();
-        let mut edges: Vec<EdgeSummary> = merged
+        // A BTreeMap iterates in label order: the overflow edge last.
+        let edges: Vec<EdgeSummary> = merged
             .into_iter()
-            .map(|(id, stats)| EdgeSummary {
-                labels: self.labels_of(id).clone(),
+            .map(|(labels, stats)| EdgeSummary {
+                labels,
                 calls: stats.calls(),
                 failed: stats.failed(),
                 server_latency: LatencyQuantiles::of(stats.server_latency(), bounds_seconds),
                 client_latency: LatencyQuantiles::of(stats.client_latency(), bounds_seconds),
             })
             .collect();
-        edges.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(edges)
     }
+}
+
+/// Adds one interval's statistics of a series to its group's point.
+fn merge_point<K: Ord + Clone>(
+    groups: &mut BTreeMap<K, BTreeMap<u64, SeriesStats>>,
+    key: &K,
+    index: u64,
+    stats: &SeriesStats,
+    buckets: &crate::histogram::Buckets,
+) {
+    let points = match groups.get_mut(key) {
+        Some(points) => points,
+        None => groups.entry(key.clone()).or_default(),
+    };
+    points.entry(index).or_insert_with(|| SeriesStats::new(buckets)).merge(stats);
 }
 
 #[cfg(test)]

@@ -156,3 +156,92 @@ fn edges_over_a_range_carry_calls_failures_and_latency_quantiles() {
     assert_close(both[0].server_latency.p50_seconds, 0.032 + 0.032 * 2.0 / 3.0);
     assert!(g.edges_in_range(T0 + 30 * SECOND, T0 + 45 * SECOND).unwrap().is_empty());
 }
+
+/// A history holding the intervals handed to it, in memory.
+#[derive(Debug, Default)]
+struct KeptHistory {
+    span_metrics: std::sync::Mutex<Vec<crate::SpanMetricsInterval>>,
+    service_graph: std::sync::Mutex<Vec<crate::ServiceGraphInterval>>,
+}
+
+impl crate::History for KeptHistory {
+    fn span_metrics(&self, from: u64, to: u64, visit: &mut dyn FnMut(&crate::SpanMetricsInterval)) {
+        let kept = self.span_metrics.lock().unwrap();
+        kept.iter().filter(|i| (from..to).contains(&i.start_unix_nanos)).for_each(visit);
+    }
+
+    fn service_graph(&self, from: u64, to: u64, visit: &mut dyn FnMut(&crate::ServiceGraphInterval)) {
+        let kept = self.service_graph.lock().unwrap();
+        kept.iter().filter(|i| (from..to).contains(&i.start_unix_nanos)).for_each(visit);
+    }
+
+    fn span_metrics_bounds(&self) -> Option<(u64, u64)> {
+        let kept = self.span_metrics.lock().unwrap();
+        Some((kept.first()?.start_unix_nanos, kept.last()?.start_unix_nanos))
+    }
+}
+
+#[test]
+fn answers_do_not_depend_on_whether_intervals_are_in_memory_or_handed_over() {
+    let query =
+        RangeQuery { from_unix_nanos: T0, to_unix_nanos: T0 + 60 * SECOND, step_nanos: 30 * SECOND, quantile: 0.9 };
+    let every_series = |labels: &SeriesLabels| Some(labels.clone());
+    let expected = fixture().query_range(&query, every_series).unwrap();
+    let expected_exemplars = fixture().exemplars_in_range(T0, T0 + 60 * SECOND, every_series).unwrap();
+
+    // The first two intervals leave memory, then all of them.
+    for cutoff in [T0 + 30 * SECOND, u64::MAX] {
+        let mut m = fixture();
+        let history = std::sync::Arc::new(KeptHistory::default());
+        let taken = m.take_intervals_before(cutoff);
+        assert!(!taken.is_empty());
+        *history.span_metrics.lock().unwrap() = taken;
+        m.set_history(history.clone());
+        assert_eq!(m.query_range(&query, every_series).unwrap(), expected, "cutoff {cutoff}");
+        assert_eq!(m.held_range(), Some((T0, T0 + 45 * SECOND)));
+        assert_eq!(m.exemplars_in_range(T0, T0 + 60 * SECOND, every_series).unwrap(), expected_exemplars);
+    }
+}
+
+/// After a restart, spans of an interval that was persisted at shutdown are added to it.
+#[test]
+fn an_interval_in_both_places_counts_both_halves() {
+    let at = |id: u8, end: u64| span("cart", "GET", SpanKind::Server, (id, id), end, MS);
+    let mut before = SpanMetrics::new(SpanMetricsConfig::default()).unwrap();
+    before.observe(&[at(1, T0 + SECOND), at(2, T0 + 2 * SECOND)]);
+    let history = std::sync::Arc::new(KeptHistory::default());
+    *history.span_metrics.lock().unwrap() = before.take_all_intervals();
+
+    let mut after = SpanMetrics::new(SpanMetricsConfig::default()).unwrap();
+    after.set_history(history.clone());
+    after.observe(&[at(3, T0 + 3 * SECOND)]);
+    let query =
+        RangeQuery { from_unix_nanos: T0, to_unix_nanos: T0 + 15 * SECOND, step_nanos: 15 * SECOND, quantile: 0.5 };
+    let series = after.query_range(&query, |_| Some(())).unwrap();
+    assert_eq!(series[0].points[0].calls, 3);
+
+    let mut merged = after.take_all_intervals().remove(0);
+    merged.merge(history.span_metrics.lock().unwrap().remove(0));
+    assert_eq!(merged.entries.len(), 1);
+    assert_eq!(merged.entries[0].1.calls(), 3, "merging the two halves before writing keeps every span");
+}
+
+#[test]
+fn edges_merge_memory_and_history() {
+    let pair = |trace: u8, end: u64| {
+        [
+            with_parent(span("frontend", "Get", SpanKind::Client, (trace, 1), end, 100 * MS), 9),
+            with_error(with_parent(span("cart", "Get", SpanKind::Server, (trace, 2), end, 40 * MS), 1)),
+        ]
+    };
+    let mut g = ServiceGraph::new(ServiceGraphConfig::default()).unwrap();
+    g.observe(&pair(1, T0 + SECOND), 0);
+    g.observe(&pair(2, T0 + 20 * SECOND), 0);
+    let expected = g.edges_in_range(T0, T0 + 30 * SECOND).unwrap();
+    let history = std::sync::Arc::new(KeptHistory::default());
+    *history.service_graph.lock().unwrap() = g.take_intervals_before(T0 + 15 * SECOND);
+    g.set_history(history);
+    let edges = g.edges_in_range(T0, T0 + 30 * SECOND).unwrap();
+    assert_eq!(edges, expected);
+    assert_eq!((edges[0].calls, edges[0].failed), (2, 2));
+}

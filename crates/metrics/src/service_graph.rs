@@ -27,11 +27,14 @@
 //!   counts); on a virtual node's side, the measured span's duration stands in;
 //! - a call failed if either of its spans has status `Error`.
 
+use std::sync::Arc;
+
 use sextant_model::{AnyValue, Span, SpanKind, find_attribute};
 
 use crate::MetricsError;
 use crate::config::ServiceGraphConfig;
 use crate::histogram::{Buckets, Exemplar, Histogram};
+use crate::history::{ClosedInterval, History, ServiceGraphInterval};
 use crate::intervals::IntervalStore;
 use crate::pending::{Half, HalfView, PairKey, PendingStore, Side};
 use crate::series::{SeriesKey, SeriesTable};
@@ -127,6 +130,11 @@ impl EdgeStats {
             client_latency: buckets.empty_histogram(),
             server_latency: buckets.empty_histogram(),
         }
+    }
+
+    /// Statistics read back from storage (the codec checks the counts agree).
+    pub(crate) fn from_parts(failed: u64, client_latency: Histogram, server_latency: Histogram) -> EdgeStats {
+        EdgeStats { calls: client_latency.count(), failed, client_latency, server_latency }
     }
 
     fn record(&mut self, failed: bool, client: Measure, server: Measure) {
@@ -251,6 +259,9 @@ pub struct ServiceGraph {
     pending: PendingStore,
     /// The counters changed here; the overflow and late counts come from `aggregates`.
     counters: ServiceGraphCounters,
+    /// The intervals handed over by [`ServiceGraph::take_intervals_before`], read back by
+    /// [`ServiceGraph::edges_in_range`].
+    history_opt: Option<Arc<dyn History>>,
 }
 
 impl ServiceGraph {
@@ -264,6 +275,7 @@ impl ServiceGraph {
             },
             pending: PendingStore::new(config.max_pending_spans),
             counters: ServiceGraphCounters::default(),
+            history_opt: None,
             config,
         })
     }
@@ -448,10 +460,31 @@ impl ServiceGraph {
         edges
     }
 
-    /// Drops the intervals that end at or before `cutoff_unix_nanos` (retention); the
-    /// cumulative totals are kept. Returns how many intervals went.
-    pub fn drop_intervals_before(&mut self, cutoff_unix_nanos: u64) -> usize {
-        self.aggregates.intervals.drop_before(cutoff_unix_nanos)
+    /// Takes out the intervals that end at or before `cutoff_unix_nanos` (retention) and
+    /// those a newer interval pushed out of the full window, oldest first, with their
+    /// labels, for the caller to persist; the cumulative totals are kept.
+    pub fn take_intervals_before(&mut self, cutoff_unix_nanos: u64) -> Vec<ServiceGraphInterval> {
+        let taken = self.aggregates.intervals.take_before(cutoff_unix_nanos);
+        self.closed(taken)
+    }
+
+    /// Takes out every interval (on shutdown), oldest first.
+    pub fn take_all_intervals(&mut self) -> Vec<ServiceGraphInterval> {
+        let taken = self.aggregates.intervals.take_all();
+        self.closed(taken)
+    }
+
+    fn closed(&self, taken: Vec<(u64, ahash::AHashMap<u32, EdgeStats>)>) -> Vec<ServiceGraphInterval> {
+        ClosedInterval::resolve_all(taken, |id| self.labels_of(id).clone())
+    }
+
+    /// Makes [`ServiceGraph::edges_in_range`] also read the intervals `history` holds.
+    pub fn set_history(&mut self, history: Arc<dyn History>) {
+        self.history_opt = Some(history);
+    }
+
+    pub(crate) fn history(&self) -> Option<&dyn History> {
+        self.history_opt.as_deref()
     }
 
     /// Removes the edges whose last call ended before `cutoff_unix_nanos` and that no kept

@@ -218,7 +218,7 @@ fn edges_beyond_max_edges_go_to_the_overflow_edge() {
 
     // Once its intervals are gone, the stale edge makes room again.
     assert_eq!(g.remove_stale_edges(T0 + SECOND), 0, "an interval still holds it");
-    assert_eq!(g.drop_intervals_before(T0 + 60 * SECOND), 1);
+    assert_eq!(g.take_intervals_before(T0 + 60 * SECOND).len(), 1);
     assert_eq!(g.remove_stale_edges(T0 + SECOND), 1);
     g.observe(&pair(4, "c", "d", T0 + 61 * SECOND), NOW);
     assert_eq!(edge_calls(&g), [edge("c", "d", "", 1, 1), edge("", "", "", 1, 1)]);

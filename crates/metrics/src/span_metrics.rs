@@ -14,12 +14,14 @@
 //!   interval holds it.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sextant_model::{AnyValue, Span, SpanKind, StatusCode, find_attribute};
 
 use crate::MetricsError;
 use crate::config::{SpanMetricsConfig, dimension_label_name};
 use crate::histogram::{Buckets, Exemplar, Histogram};
+use crate::history::{ClosedInterval, History, SpanMetricsInterval};
 use crate::intervals::IntervalStore;
 use crate::series::{SeriesKey, SeriesTable};
 
@@ -90,6 +92,11 @@ impl SeriesStats {
         SeriesStats { errors: 0, latency: buckets.empty_histogram() }
     }
 
+    /// Statistics read back from storage (the codec checks `errors <= calls`).
+    pub(crate) fn from_parts(errors: u64, latency: Histogram) -> SeriesStats {
+        SeriesStats { errors, latency }
+    }
+
     fn record(&mut self, bucket: usize, duration_nanos: u64, is_error: bool, exemplar: Exemplar) {
         self.latency.record(bucket, duration_nanos, Some(exemplar));
         self.errors += u64::from(is_error);
@@ -126,6 +133,9 @@ pub struct SpanMetrics {
     series: SeriesTable<SeriesLabels, SeriesStats>,
     intervals: IntervalStore<SeriesStats>,
     observed_spans: u64,
+    /// The intervals handed over by [`SpanMetrics::take_intervals_before`], read back by
+    /// the range queries.
+    history_opt: Option<Arc<dyn History>>,
 }
 
 impl SpanMetrics {
@@ -137,6 +147,7 @@ impl SpanMetrics {
             series: SeriesTable::new(config.max_series),
             intervals: IntervalStore::new(config.interval_nanos(), config.max_intervals),
             observed_spans: 0,
+            history_opt: None,
             config,
         })
     }
@@ -242,6 +253,18 @@ impl SpanMetrics {
         self.intervals.starts().collect()
     }
 
+    /// The time the intervals held in memory and in the history cover, `[first start, last
+    /// end)`; `None` when neither holds any.
+    pub fn held_range(&self) -> Option<(u64, u64)> {
+        let memory_opt = self.intervals.starts().next().zip(self.intervals.starts().last());
+        let history_opt = self.history().and_then(|history| history.span_metrics_bounds());
+        let (first, last) = match (memory_opt, history_opt) {
+            (Some((a, b)), Some((c, d))) => (a.min(c), b.max(d)),
+            (one_opt, other_opt) => one_opt.or(other_opt)?,
+        };
+        Some((first, last.saturating_add(self.interval_nanos())))
+    }
+
     /// The series of one interval with their statistics in it, sorted like
     /// [`SpanMetrics::series`]; empty if the interval is not kept.
     pub fn interval_series(&self, start_unix_nanos: u64) -> Vec<(&SeriesLabels, &SeriesStats)> {
@@ -254,10 +277,31 @@ impl SpanMetrics {
         series
     }
 
-    /// Drops the intervals that end at or before `cutoff_unix_nanos` (retention); the
-    /// cumulative totals are kept. Returns how many intervals went.
-    pub fn drop_intervals_before(&mut self, cutoff_unix_nanos: u64) -> usize {
-        self.intervals.drop_before(cutoff_unix_nanos)
+    /// Takes out the intervals that end at or before `cutoff_unix_nanos` (retention) and
+    /// those a newer interval pushed out of the full window, oldest first, with their
+    /// labels, for the caller to persist; the cumulative totals are kept.
+    pub fn take_intervals_before(&mut self, cutoff_unix_nanos: u64) -> Vec<SpanMetricsInterval> {
+        let taken = self.intervals.take_before(cutoff_unix_nanos);
+        self.closed(taken)
+    }
+
+    /// Takes out every interval (on shutdown), oldest first.
+    pub fn take_all_intervals(&mut self) -> Vec<SpanMetricsInterval> {
+        let taken = self.intervals.take_all();
+        self.closed(taken)
+    }
+
+    fn closed(&self, taken: Vec<(u64, ahash::AHashMap<u32, SeriesStats>)>) -> Vec<SpanMetricsInterval> {
+        ClosedInterval::resolve_all(taken, |id| self.labels_of(id).clone())
+    }
+
+    /// Makes the range queries also read the intervals `history` holds.
+    pub fn set_history(&mut self, history: Arc<dyn History>) {
+        self.history_opt = Some(history);
+    }
+
+    pub(crate) fn history(&self) -> Option<&dyn History> {
+        self.history_opt.as_deref()
     }
 
     /// Removes the series (and their cumulative totals) whose last span ended before
@@ -405,7 +449,9 @@ mod tests {
         assert_eq!(m.series()[0].1.calls(), 5);
         assert_eq!(m.interval_series(T0 + 15 * SECOND)[0].1.calls(), 2);
 
-        assert_eq!(m.drop_intervals_before(T0 + 30 * SECOND), 1);
+        let taken = m.take_intervals_before(T0 + 30 * SECOND);
+        assert_eq!(taken.iter().map(|i| i.start_unix_nanos).collect::<Vec<_>>(), [T0, T0 + 15 * SECOND]);
+        assert_eq!(taken[1].entries[0].1.calls(), 2, "the evicted interval comes first, then the one that ended");
         assert_eq!(m.interval_starts(), [T0 + 30 * SECOND]);
         assert_eq!(m.series()[0].1.calls(), 5, "retention keeps the totals");
     }
@@ -417,7 +463,7 @@ mod tests {
         m.observe(&[span("cart", "new", SpanKind::Server, (2, 2), T0 + 60 * SECOND, MS)]);
         assert_eq!(m.overflowed_spans(), 1);
         assert_eq!(m.remove_stale_series(T0 + SECOND), 0, "intervals still hold the old series");
-        m.drop_intervals_before(T0 + 60 * SECOND);
+        m.take_intervals_before(T0 + 60 * SECOND);
         assert_eq!(m.remove_stale_series(T0 + SECOND), 1);
         assert_eq!(m.num_series(), 0);
         m.observe(&[span("cart", "new", SpanKind::Server, (3, 3), T0 + 61 * SECOND, MS)]);

@@ -1,8 +1,9 @@
 //! `sextant serve`: opens the engine, binds every port, runs until asked to stop.
 //!
 //! Shutdown (SIGTERM, SIGINT or [`Server::shutdown`]): listeners stop accepting, requests in
-//! progress finish (their spans are committed and acknowledged), the head is flushed to a
-//! block, then `run` returns.
+//! progress finish (their spans are committed and acknowledged), the span metrics and service
+//! graph intervals still in memory are written to disk, the head is flushed to a block, then
+//! `run` returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct Server {
     pub query_address: SocketAddr,
     pub tempo_address: SocketAddr,
     pub engine: Arc<Engine>,
+    /// Written to disk on shutdown (its intervals still in memory).
+    derived_opt: Option<Arc<DerivedMetrics>>,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -73,7 +76,9 @@ impl Server {
         query_metrics.register(&mut registry);
 
         let derived_opt = match &config.metrics_opt {
-            Some(options) => Some(DerivedMetrics::start(options, &mut registry)?),
+            Some(options) => {
+                Some(DerivedMetrics::start(options, &config.engine.data_dir, config.engine.retention, &mut registry)?)
+            }
             None => None,
         };
 
@@ -128,6 +133,7 @@ impl Server {
             query_address,
             tempo_address: tempo_listener.local_addr()?,
             engine: engine.clone(),
+            derived_opt: derived_opt.clone(),
             shutdown_tx,
             tasks: JoinSet::new(),
         };
@@ -224,6 +230,9 @@ impl Server {
                 Ok(Err(error)) => warn!(%error, "a listener stopped with an error"),
                 Err(error) => warn!(%error, "a server task failed"),
             }
+        }
+        if let Some(derived) = &self.derived_opt {
+            derived.persist_all().await;
         }
         self.engine.shutdown().await?;
         info!("sextant stopped");

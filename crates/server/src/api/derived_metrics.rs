@@ -9,8 +9,11 @@
 //!   comma-separated list of `service`, `operation`, `kind`, `status` and configured
 //!   dimension labels (`http_route` for `http.route`), default `service,operation`; `step` is
 //!   a Go duration (or nanoseconds), a multiple of the interval (default: the interval);
-//!   `start`/`end` default to the intervals held. Steps without calls have no point.
-//! - `GET /api/v1/service-graph?start=&end=`: `{"edges": [{"client", "server",
+//!   `start`/`end` default to the intervals held in memory (the last 10 minutes); older
+//!   ranges are answered from the intervals persisted under `{data_dir}/metrics/`, alike.
+//!   Steps without calls have no point.
+//! - `GET /api/v1/service-graph?start=&end=` (`start` defaults to the oldest interval held in
+//!   memory, `end` to now; any range reads the persisted intervals too): `{"edges": [{"client", "server",
 //!   "connectionType", "calls", "failed", "errorRate", "p50Millis", "p90Millis", "p99Millis",
 //!   "clientP50Millis", "clientP90Millis", "clientP99Millis", "overflow"}], "nodes": [{"name",
 //!   "virtual", "callsIn", "failedIn", "callsOut"}]}`. Latencies without the `client` prefix
@@ -242,9 +245,22 @@ pub async fn service_graph(
             other => return Err(bad(format!("unknown parameter {other:?}"))),
         }
     }
-    let (start, end) = (start_opt.unwrap_or(0), end_opt.unwrap_or(u64::MAX));
     let services: BTreeSet<String> = state.engine.services().into_iter().collect();
-    let edges = derived.read(move |_, graph| graph.edges_in_range(start, end)).await.map_err(query_error)?;
+    let edges = derived
+        .read(move |_, graph| {
+            // Without a start, the window held in memory, as before intervals were persisted:
+            // reading a day of files is for the callers that ask for it.
+            let memory_start_opt = graph.interval_starts().first().copied();
+            let start = start_opt.or(memory_start_opt).unwrap_or_else(now_unix_nanos);
+            graph.edges_in_range(start, end_opt.unwrap_or(u64::MAX))
+        })
+        .await;
+    let edges = match edges {
+        Ok(edges) => edges,
+        // Nothing held and no start given: an empty range, an empty graph.
+        Err(MetricsError::EmptyRange { .. }) if start_opt.is_none() => Vec::new(),
+        Err(error) => return Err(query_error(error)),
+    };
     Ok(Json(service_graph_json(&edges, &services)))
 }
 

@@ -12,8 +12,9 @@
 //! - `GET /api/v2/trace/{traceId}`: the spans of a trace (16 or 32 hex digits); 404 when none.
 //! - `GET /api/v2/traceMany?traceIds=`: the traces found among comma-separated IDs.
 //! - `GET /api/v2/dependencies?endTs=&lookback=` (ms; `lookback` defaults to 1 day):
-//!   `[{"parent", "child", "callCount", "errorCount"}]`, counted over the newest traces of the
-//!   window ([`super::dependencies`]).
+//!   `[{"parent", "child", "callCount", "errorCount"}]`, the calls between services over the
+//!   window from the service graph (or, with `metrics.enabled = false`, counted over the
+//!   newest traces of the window; [`super::dependencies`]).
 //! - `GET /api/v2/autocompleteKeys`: the tag keys of the last day's spans (span and resource
 //!   attributes but `service.name`: what Zipkin shows as tags); `GET
 //!   /api/v2/autocompleteValues?key=`: a key's values. Both read the head and the newest blocks
@@ -117,7 +118,7 @@ async fn dependencies(State(state): State<Arc<ApiState>>, Query(params): Params)
         end_millis.saturating_sub(lookback_millis).saturating_mul(NANOS_PER_MILLI),
         end_millis.saturating_mul(NANOS_PER_MILLI),
     );
-    let links: Vec<Value> = super::dependencies::recent_dependencies(&state.engine, from, to)
+    let links: Vec<Value> = super::dependencies::dependencies(&state, from, to)
         .await?
         .into_iter()
         .map(|link| {

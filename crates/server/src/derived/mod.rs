@@ -11,13 +11,18 @@
 //!        │  unbounded channel; the spans waiting in it are bounded by a semaphore
 //!        v
 //! thread "sextant-metrics", one message at a time:
-//!   Batch: SpanMetrics::observe, then ServiceGraph::observe (each lock held for the batch)
-//!   Tick (every second): ServiceGraph::expire, interval retention, stale series removal
+//!   Batch: SpanMetrics::observe, then ServiceGraph::observe (each lock held for the batch);
+//!          intervals that left the window are written to {data_dir}/metrics/ (history.rs;
+//!          the intervals read last are kept decoded, interval_cache.rs)
+//!   Tick (every second): ServiceGraph::expire, intervals that ended a window ago written,
+//!          stale series removal, files older than storage.retention deleted
 //!   Sync: ServiceGraph::expire, then reply: everything queued before it is aggregated
+//!   Persist (on shutdown): every interval still in memory written
 //!        │
 //!        v
-//! /metrics, /api/metrics/*, /api/v1/{span-metrics,service-graph}:
-//!   sync, then read under the locks on the blocking pool
+//! /metrics, /api/metrics/*, /api/v1/{span-metrics,service-graph}, /api/dependencies, alerting:
+//!   sync, then read under the locks on the blocking pool; range queries merge the intervals
+//!   in memory with those on disk (sextant_metrics::History)
 //! ```
 //!
 //! Invariants:
@@ -33,11 +38,16 @@
 //!   window held (10 minutes by default) or up to [`FUTURE_SLACK_NANOS`] after its clock;
 //!   the others are counted in `sextant_metrics_spans_outside_window_total{side}`.
 //!
-//! The aggregates live in memory only and start empty after a restart (docs/adr/0007).
+//! Closed intervals are persisted and read back by the range queries, so their history
+//! survives restarts for as long as traces are kept; the cumulative totals `/metrics`
+//! exposes live in memory only and start from zero after a restart (docs/adr/0007).
 
+mod history;
+mod interval_cache;
 mod self_metrics;
 mod worker;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -50,6 +60,7 @@ use sextant_model::{KeyValue, Link, Span};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::MetricsOptions;
+use history::IntervalFiles;
 use worker::Message;
 
 /// Batches larger than this are copied for the aggregators on the blocking pool, so the copy
@@ -70,6 +81,8 @@ pub enum DerivedError {
     Config(#[from] MetricsError),
     #[error("cannot start the metrics thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot open the metrics directory: {0}")]
+    Files(std::io::Error),
 }
 
 /// The two aggregators, each behind its own lock.
@@ -77,6 +90,8 @@ pub enum DerivedError {
 struct Aggregators {
     span_metrics: Mutex<SpanMetrics>,
     service_graph: Mutex<ServiceGraph>,
+    /// Intervals that left memory; both aggregators read them back as their history.
+    files: Arc<IntervalFiles>,
     /// The longer of the two windows held (`interval_seconds × max_intervals`).
     window_nanos: u64,
     /// Spans not aggregated because they ended before the window held.
@@ -125,12 +140,27 @@ pub struct PreparedBatch {
 }
 
 impl DerivedMetrics {
-    /// Builds the aggregators, registers the self-metrics and starts the aggregating thread,
-    /// which runs until every handle is dropped.
-    pub fn start(options: &MetricsOptions, registry: &mut Registry) -> Result<Arc<DerivedMetrics>, DerivedError> {
+    /// Builds the aggregators over the intervals persisted under `{data_dir}/metrics/`
+    /// (kept for `retention`, as traces are), registers the self-metrics and starts the
+    /// aggregating thread, which runs until every handle is dropped.
+    pub fn start(
+        options: &MetricsOptions,
+        data_dir: &Path,
+        retention: std::time::Duration,
+        registry: &mut Registry,
+    ) -> Result<Arc<DerivedMetrics>, DerivedError> {
+        let files = Arc::new(
+            IntervalFiles::open(data_dir, &options.span_metrics, &options.service_graph, retention)
+                .map_err(DerivedError::Files)?,
+        );
+        let mut span_metrics = SpanMetrics::new(options.span_metrics.clone())?;
+        span_metrics.set_history(files.clone());
+        let mut service_graph = ServiceGraph::new(options.service_graph.clone())?;
+        service_graph.set_history(files.clone());
         let aggregators = Arc::new(Aggregators {
-            span_metrics: Mutex::new(SpanMetrics::new(options.span_metrics.clone())?),
-            service_graph: Mutex::new(ServiceGraph::new(options.service_graph.clone())?),
+            span_metrics: Mutex::new(span_metrics),
+            service_graph: Mutex::new(service_graph),
+            files,
             window_nanos: options.span_metrics.window_nanos().max(options.service_graph.window_nanos()),
             past_spans: AtomicU64::new(0),
             future_spans: AtomicU64::new(0),
@@ -266,6 +296,15 @@ impl DerivedMetrics {
     /// Asks the thread to expire waiting service graph halves and apply retention.
     pub fn tick(&self) {
         let _ = self.queue.send(Message::Tick);
+    }
+
+    /// Writes every interval still in memory to disk, after every batch submitted before
+    /// the call (on shutdown: the next start reads them back).
+    pub async fn persist_all(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.queue.send(Message::Persist(reply)).is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Returns once every batch submitted before the call is aggregated and the service

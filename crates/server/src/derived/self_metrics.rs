@@ -15,6 +15,12 @@
 //! | `sextant_service_graph_evicted_spans_total` | counter | halves expired early to stay under `max_pending_spans` |
 //! | `sextant_service_graph_overflowed_calls_total` | counter | calls counted in the overflow edge (`max_edges` reached) |
 //! | `sextant_service_graph_late_calls_total` | counter | calls older than every kept interval: in the totals only |
+//! | `sextant_metrics_history_written_intervals_total{aggregator}` | counter | intervals written to `{data_dir}/metrics/` |
+//! | `sextant_metrics_history_written_bytes_total{aggregator}` | counter | bytes of those files |
+//! | `sextant_metrics_history_write_errors_total{aggregator}` | counter | intervals that could not be written (lost) |
+//! | `sextant_metrics_history_unreadable_intervals_total{aggregator,reason}` | counter | files skipped: `corrupt` (torn, damaged) or `incompatible` (another interval length, buckets or dimensions) |
+//! | `sextant_metrics_history_expired_intervals_total{aggregator}` | counter | files deleted by retention (`storage.retention`) |
+//! | `sextant_metrics_history_truncated_reads_total{aggregator}` | counter | reads that visited only the newest `MAX_INTERVALS_PER_READ` intervals of their range |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,6 +31,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::Aggregators;
+use super::history::DirCounters;
 
 #[derive(Debug)]
 pub(super) struct AggregatorMetrics {
@@ -63,9 +70,80 @@ fn counters(
     Ok(())
 }
 
+/// A counter family over both aggregators' directories, labelled `aggregator`.
+fn dir_counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    dirs: Dirs,
+    value: impl Fn(&DirCounters) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    for (aggregator, counters) in dirs {
+        ConstCounter::new(value(counters)).encode(metric.encode_family(&[("aggregator", aggregator)])?)?;
+    }
+    Ok(())
+}
+
+/// Each aggregator's name and file counters.
+type Dirs<'a> = [(&'static str, &'a DirCounters); 2];
+
+fn history_metrics(e: &mut DescriptorEncoder, dirs: Dirs) -> Result<(), std::fmt::Error> {
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    dir_counters(
+        e,
+        "sextant_metrics_history_written_intervals",
+        "Closed intervals written to the metrics directory",
+        dirs,
+        |d| load(&d.written_intervals),
+    )?;
+    dir_counters(e, "sextant_metrics_history_written_bytes", "Bytes of the interval files written", dirs, |d| {
+        load(&d.written_bytes)
+    })?;
+    dir_counters(
+        e,
+        "sextant_metrics_history_write_errors",
+        "Closed intervals that could not be written, lost",
+        dirs,
+        |d| load(&d.write_errors),
+    )?;
+    let mut metric = e.encode_descriptor(
+        "sextant_metrics_history_unreadable_intervals",
+        "Interval files skipped because they could not be decoded",
+        None,
+        ConstCounter::new(0u64).metric_type(),
+    )?;
+    for (aggregator, counters) in dirs {
+        for (reason, value) in [("corrupt", &counters.corrupt), ("incompatible", &counters.incompatible)] {
+            let labels = [("aggregator", aggregator), ("reason", reason)];
+            ConstCounter::new(load(value)).encode(metric.encode_family(&labels)?)?;
+        }
+    }
+    dir_counters(
+        e,
+        "sextant_metrics_history_expired_intervals",
+        "Interval files deleted because they are older than storage.retention",
+        dirs,
+        |d| load(&d.expired),
+    )?;
+    dir_counters(
+        e,
+        "sextant_metrics_history_truncated_reads",
+        "Reads of persisted intervals that visited only the newest of their range",
+        dirs,
+        |d| load(&d.truncated_reads),
+    )
+}
+
 impl Collector for AggregatorMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let e = &mut encoder;
+        let files = &self.aggregators.files;
+        let dirs = [
+            (files.span_metrics.name, &files.span_metrics.counters),
+            (files.service_graph.name, &files.service_graph.counters),
+        ];
+        history_metrics(e, dirs)?;
         {
             let span_metrics = self.aggregators.span_metrics.lock();
             gauge(e, "sextant_spanmetrics_series", "Span metrics series", span_metrics.num_series())?;

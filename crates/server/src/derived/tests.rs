@@ -28,6 +28,13 @@ fn span(id: u8) -> Span {
     span
 }
 
+/// Starts the derived metrics over a fresh data directory, deleted when the second value drops.
+fn start(options: &MetricsOptions, registry: &mut Registry) -> (Arc<DerivedMetrics>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let derived = DerivedMetrics::start(options, dir.path(), std::time::Duration::from_secs(3_600), registry).unwrap();
+    (derived, dir)
+}
+
 fn registry_text(registry: &Registry) -> String {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
@@ -37,7 +44,7 @@ fn registry_text(registry: &Registry) -> String {
 #[tokio::test]
 async fn a_copy_keeps_what_the_aggregators_read() {
     let mut registry = Registry::default();
-    let derived = DerivedMetrics::start(&options(10), &mut registry).unwrap();
+    let (derived, _dir) = start(&options(10), &mut registry);
     let mut original = span(1);
     original.attributes = vec![
         KeyValue::string("http.route", "/old"),
@@ -66,7 +73,7 @@ async fn a_copy_keeps_what_the_aggregators_read() {
 #[tokio::test]
 async fn a_read_after_sync_sees_every_submitted_batch() {
     let mut registry = Registry::default();
-    let derived = DerivedMetrics::start(&options(10), &mut registry).unwrap();
+    let (derived, _dir) = start(&options(10), &mut registry);
     for id in 1..=3 {
         let spans = vec![span(id)];
         let batch = derived.prepare(&spans);
@@ -82,7 +89,7 @@ async fn a_read_after_sync_sees_every_submitted_batch() {
 #[tokio::test]
 async fn a_batch_finding_the_queue_full_is_dropped_and_counted() {
     let mut registry = Registry::default();
-    let derived = DerivedMetrics::start(&options(2), &mut registry).unwrap();
+    let (derived, _dir) = start(&options(2), &mut registry);
     let first = vec![span(1), span(2)];
     let held = derived.aggregators.span_metrics.lock(); // the thread cannot finish the first batch
     let batch = derived.prepare(&first);
@@ -108,7 +115,7 @@ async fn a_batch_finding_the_queue_full_is_dropped_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_is_copied_on_the_blocking_pool_and_handed_back() {
     let mut registry = Registry::default();
-    let derived = DerivedMetrics::start(&options(10_000), &mut registry).unwrap();
+    let (derived, _dir) = start(&options(10_000), &mut registry);
     let spans: Vec<Span> = (0..3_000u32)
         .map(|i| {
             let mut s = span(1);
@@ -127,7 +134,7 @@ async fn a_large_batch_is_copied_on_the_blocking_pool_and_handed_back() {
 #[tokio::test]
 async fn spans_ending_outside_the_window_are_left_out_and_counted() {
     let mut registry = Registry::default();
-    let derived = DerivedMetrics::start(&options(10), &mut registry).unwrap();
+    let (derived, _dir) = start(&options(10), &mut registry);
     let now = sextant_model::now_unix_nanos();
     let at = |id: u8, end_unix_nanos: u64| {
         let mut s = span(id);

@@ -4,10 +4,14 @@
 //! A batch's spans are aggregated only if they end within the window held before now (the
 //! longer of the two aggregators' windows) or at most [`FUTURE_SLACK_NANOS`] after now.
 //!
-//! Retention on each `Tick`: intervals that ended more than one window (`interval_seconds ×
-//! max_intervals`) before now are dropped, then the series and edges whose last span or call
-//! ended before that and that no kept interval holds are removed with their totals (as
-//! Prometheus forgets stale series), which frees room under `max_series` / `max_edges`.
+//! Intervals leave memory when they ended more than one window (`interval_seconds ×
+//! max_intervals`) before now, or when a newer interval pushes them out of the full window;
+//! after each batch and on each `Tick` the thread takes them out and writes them to disk
+//! ([`IntervalFiles`]) under the aggregator's lock, so readers find each interval in one of
+//! the two places. On each `Tick` the series and edges whose last span or call ended before
+//! the window and that no kept interval holds are then removed with their totals (as
+//! Prometheus forgets stale series), which frees room under `max_series` / `max_edges`, and
+//! files older than `storage.retention` are deleted. `Persist` writes every interval held.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +20,7 @@ use sextant_metrics::{ServiceGraph, SpanMetrics};
 use sextant_model::{Span, now_unix_nanos};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use super::{Aggregators, FUTURE_SLACK_NANOS};
+use super::{Aggregators, FUTURE_SLACK_NANOS, IntervalFiles};
 
 pub(super) enum Message {
     /// Committed spans; the permit holds their room in the queue until they are aggregated.
@@ -26,6 +30,8 @@ pub(super) enum Message {
     },
     Tick,
     Sync(oneshot::Sender<()>),
+    /// Write every interval held to disk (on shutdown), then reply.
+    Persist(oneshot::Sender<()>),
 }
 
 pub(super) fn spawn(aggregators: Arc<Aggregators>, receiver: mpsc::UnboundedReceiver<Message>) -> std::io::Result<()> {
@@ -40,17 +46,41 @@ fn run(aggregators: &Aggregators, mut receiver: mpsc::UnboundedReceiver<Message>
         match message {
             Message::Batch { mut spans, _permit } => {
                 keep_within_window(aggregators, &mut spans, now_unix_nanos);
-                aggregators.span_metrics.lock().observe(&spans);
-                aggregators.service_graph.lock().observe(&spans, now_unix_nanos);
+                let files = &aggregators.files;
+                let mut span_metrics = aggregators.span_metrics.lock();
+                span_metrics.observe(&spans);
+                persist_closed_span_metrics(&mut span_metrics, files, now_unix_nanos);
+                drop(span_metrics);
+                let mut service_graph = aggregators.service_graph.lock();
+                service_graph.observe(&spans, now_unix_nanos);
+                persist_closed_service_graph(&mut service_graph, files, now_unix_nanos);
             }
             Message::Tick => {
-                retain_span_metrics(&mut aggregators.span_metrics.lock(), now_unix_nanos);
+                let files = &aggregators.files;
+                let mut span_metrics = aggregators.span_metrics.lock();
+                let cutoff = persist_closed_span_metrics(&mut span_metrics, files, now_unix_nanos);
+                span_metrics.remove_stale_series(cutoff);
+                drop(span_metrics);
                 let mut service_graph = aggregators.service_graph.lock();
                 service_graph.expire(now_unix_nanos);
-                retain_service_graph(&mut service_graph, now_unix_nanos);
+                let cutoff = persist_closed_service_graph(&mut service_graph, files, now_unix_nanos);
+                service_graph.remove_stale_edges(cutoff);
+                drop(service_graph);
+                files.expire(now_unix_nanos);
             }
             Message::Sync(reply) => {
                 aggregators.service_graph.lock().expire(now_unix_nanos);
+                let _ = reply.send(());
+            }
+            Message::Persist(reply) => {
+                let files = &aggregators.files;
+                let mut span_metrics = aggregators.span_metrics.lock();
+                files.write_span_metrics(span_metrics.take_all_intervals());
+                drop(span_metrics);
+                let mut service_graph = aggregators.service_graph.lock();
+                service_graph.expire(now_unix_nanos);
+                files.write_service_graph(service_graph.take_all_intervals());
+                drop(service_graph);
                 let _ = reply.send(());
             }
         }
@@ -76,14 +106,17 @@ fn keep_within_window(aggregators: &Aggregators, spans: &mut Vec<Span>, now_unix
     }
 }
 
-fn retain_span_metrics(span_metrics: &mut SpanMetrics, now_unix_nanos: u64) {
+/// Writes the span metrics intervals that left memory (ended a window ago, or pushed out
+/// of the full window); returns the window's start.
+fn persist_closed_span_metrics(span_metrics: &mut SpanMetrics, files: &IntervalFiles, now_unix_nanos: u64) -> u64 {
     let cutoff = now_unix_nanos.saturating_sub(span_metrics.config().window_nanos());
-    span_metrics.drop_intervals_before(cutoff);
-    span_metrics.remove_stale_series(cutoff);
+    files.write_span_metrics(span_metrics.take_intervals_before(cutoff));
+    cutoff
 }
 
-fn retain_service_graph(service_graph: &mut ServiceGraph, now_unix_nanos: u64) {
+/// [`persist_closed_span_metrics`] for the service graph.
+fn persist_closed_service_graph(service_graph: &mut ServiceGraph, files: &IntervalFiles, now_unix_nanos: u64) -> u64 {
     let cutoff = now_unix_nanos.saturating_sub(service_graph.config().window_nanos());
-    service_graph.drop_intervals_before(cutoff);
-    service_graph.remove_stale_edges(cutoff);
+    files.write_service_graph(service_graph.take_intervals_before(cutoff));
+    cutoff
 }

@@ -11,6 +11,7 @@ mod cross_api;
 mod http_receivers;
 mod jaeger;
 mod jaeger_v3;
+mod metrics_history;
 mod otlp_sdk;
 mod span_metrics;
 mod support;

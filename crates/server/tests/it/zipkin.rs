@@ -88,7 +88,8 @@ async fn get_text(url: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zipkin_query_api_gives_back_what_was_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path()).await;
+    // Unpaired client spans become calls to their remote service at once (dependencies).
+    let server = start_server_with(dir.path(), &[("SEXTANT_METRICS_SERVICE_GRAPH_WAIT_SECONDS", "0")]).await;
     let sent = fixture_now();
     let response = reqwest::Client::new().post(zipkin_url(&server, "/api/v2/spans")).json(&sent).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -145,11 +146,19 @@ async fn zipkin_query_api_gives_back_what_was_sent() {
     let (_, native) = get_json(&query_url(&server, "/api/v1/search?service=backend&operation=query")).await;
     assert_eq!(native["traces"][0]["traceId"], "00000000000000005af7183fb1d4cf5f");
 
-    // frontend's client span → backend's (shared, error) server half and backend → mysql is not
-    // a span of its own service: the calls are frontend → backend, one of them an error.
+    // Dependencies come from the service graph. frontend's client span names backend as its
+    // remote service, and backend's shared server half has no parent span (a root call, not a
+    // link): frontend → backend is a call to the remote service, not failed (the client span
+    // is not an error). backend's client span to mysql, which sent no spans, is a call to it.
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     let (_, links) = get_json(&zipkin_url(&server, &format!("/api/v2/dependencies?endTs={now_ms}"))).await;
-    assert_eq!(links, serde_json::json!([{"parent": "frontend", "child": "backend", "callCount": 1, "errorCount": 0}]));
+    assert_eq!(
+        links,
+        serde_json::json!([
+            {"parent": "backend", "child": "mysql", "callCount": 1, "errorCount": 0},
+            {"parent": "frontend", "child": "backend", "callCount": 1, "errorCount": 0},
+        ])
+    );
     let (status, text) = get_text(&zipkin_url(&server, "/api/v2/dependencies")).await;
     assert_eq!((status, text.as_str()), (400, "endTs is required"));
 

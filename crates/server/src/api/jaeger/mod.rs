@@ -20,10 +20,10 @@
 //!   on different spans); durations are the span's. Newest first, `limit` traces (default 20).
 //! - `GET /api/traces/{traceID}`: `{"data": [trace]}`; 404 when no span of it is stored.
 //! - `GET /api/dependencies?endTs=&lookback=&service=` (milliseconds; default now and 24 h):
-//!   `[{"parent", "child", "callCount"}]`, the calls from a span's service to its children's
-//!   other services. It does not read the service graph aggregator (which holds only the last
-//!   minutes, in memory): this is a bounded sample, computed from the newest
-//!   [`super::dependencies::MAX_TRACES`] traces with a span starting in the window.
+//!   `[{"parent", "child", "callCount"}]`, the calls between services over the window, from
+//!   the service graph (in memory and persisted; with `metrics.enabled = false`, from the
+//!   newest [`super::dependencies::MAX_TRACES`] traces of the window instead), see
+//!   [`super::dependencies`]; with `service`, only the links touching it.
 //! - `GET /api/metrics/{latencies,calls,errors,minstep}`: Jaeger's Service Performance
 //!   Monitoring API, answered from the span metrics (see [`spm`]).
 //!
@@ -55,7 +55,7 @@ use sextant_model::{Span, SpanKind, TraceId, now_unix_nanos};
 use sextant_storage::engine::{Engine, EngineError};
 
 use super::ApiState;
-use super::dependencies::recent_dependencies;
+use super::dependencies;
 use model::{trace_id_string, trace_json};
 use params::{parse_dependencies_window, parse_trace_id, parse_trace_query};
 
@@ -196,7 +196,7 @@ pub async fn dependencies(
 ) -> Result<Json<Value>, JaegerError> {
     let (from, to) = parse_dependencies_window(&params, now_unix_nanos()).map_err(JaegerError::bad_request)?;
     let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.as_str()).unwrap_or("");
-    let links: Vec<Value> = recent_dependencies(&state.engine, from, to)
+    let links: Vec<Value> = dependencies::dependencies(&state, from, to)
         .await?
         .into_iter()
         .filter(|link| service.is_empty() || link.parent == service || link.child == service)

@@ -23,8 +23,9 @@
 //! The point at `t` aggregates the whole intervals starting in `[t − ratePer, t)` (both ends
 //! rounded out to interval boundaries, so the interval holding `t` counts) and its rate
 //! divides by their total length. A point whose window holds no call of the series is left
-//! out, as Prometheus leaves out a series without samples. Only the intervals held in memory
-//! (`metrics.span_metrics.max_intervals × interval_seconds`, 10 minutes by default) answer.
+//! out, as Prometheus leaves out a series without samples. The intervals held in memory and
+//! those persisted under `{data_dir}/metrics/` (kept as long as traces, `storage.retention`)
+//! answer alike.
 //!
 //! Differences from Jaeger: `tag`/`tags` filters are refused (400), since span metrics keep
 //! only the configured dimensions; with `metrics.enabled = false` every endpoint answers 501
@@ -258,13 +259,11 @@ fn metric_family(span_metrics: &SpanMetrics, query: &SpmQuery, measure: Measure)
     json!({ "name": name, "type": "GAUGE", "help": help, "metrics": metrics })
 }
 
-/// For each point time of `query` whose window holds kept intervals, the one-point range
+/// For each point time of `query` whose window holds kept intervals (in memory or persisted), the one-point range
 /// query over that window, per series.
 fn windows(span_metrics: &SpanMetrics, query: &SpmQuery, quantile: f64) -> Vec<(u64, Vec<(SeriesKey, RangePoint)>)> {
     let interval_nanos = span_metrics.interval_nanos();
-    let starts = span_metrics.interval_starts();
-    let (Some(first_start), Some(last_start)) = (starts.first(), starts.last()) else { return Vec::new() };
-    let held_end = last_start.saturating_add(interval_nanos);
+    let Some((first_start, held_end)) = span_metrics.held_range() else { return Vec::new() };
     let group = |labels: &sextant_metrics::SeriesLabels| {
         let wanted = !labels.overflow
             && query.services.contains(&labels.service)
@@ -278,7 +277,7 @@ fn windows(span_metrics: &SpanMetrics, query: &SpmQuery, quantile: f64) -> Vec<(
         let from = point_unix_nanos.saturating_sub(query.rate_per_nanos);
         let from_aligned = from - from % interval_nanos;
         let to_aligned = point_unix_nanos.div_ceil(interval_nanos).saturating_mul(interval_nanos);
-        if from_aligned < to_aligned && from_aligned < held_end && to_aligned > *first_start {
+        if from_aligned < to_aligned && from_aligned < held_end && to_aligned > first_start {
             let range = RangeQuery {
                 from_unix_nanos: from,
                 to_unix_nanos: point_unix_nanos,
