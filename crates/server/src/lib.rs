@@ -6,12 +6,14 @@
 //! - [`alerting`]: rules over the span metrics, alert states, webhook notifications;
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
 //! - [`serve`]: starts and stops all of it;
-//! - [`bench`]: `sextant bench`, benchmarks of a real server.
+//! - [`bench`]: `sextant bench`, benchmarks of a real server;
+//! - [`demo`]: `sextant demo`, a simulated multi-region shop sending OTLP.
 
 pub mod alerting;
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod demo;
 pub mod derived;
 pub mod ingest;
 pub mod metrics;

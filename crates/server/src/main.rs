@@ -49,6 +49,18 @@ enum Command {
     Config(ConfigArgs),
     /// Reproducible benchmarks against a real server (started for the run, or --endpoint).
     Bench(sextant_server::bench::BenchArgs),
+    /// A simulated multi-region shop sending OTLP/gRPC to a running server, with injectable
+    /// replication lag, a slow deployment and write conflicts; switch scenario by typing its
+    /// name on stdin.
+    ///
+    /// Seven services (gateway, cart, catalog, inventory, payment, order, reviews) in three
+    /// regions; HTTP and gRPC calls, Kafka-style message hops, Cassandra reads and writes
+    /// against a replicated store, business process IDs for carts and orders. Scenarios:
+    /// normal (5–60 ms replication delays), replication-lag (2–6 s between us-east-1 and
+    /// eu-west-1: stale, empty carts), slow-inventory (inventory 1.5.0 with an unindexed
+    /// query), price-conflicts (concurrent price writes from two regions, last write wins).
+    /// --ground-truth records every injected stale read, replication and conflict.
+    Demo(sextant_server::demo::DemoArgs),
 }
 
 fn load(args: &ConfigArgs) -> Result<(RawConfig, sextant_server::config::Config), ExitCode> {
@@ -77,6 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => sextant_server::bench::main(args),
+        Command::Demo(args) => sextant_server::demo::main(args),
         Command::Config(args) => match load(&args) {
             Ok((raw, _)) => {
                 print!("{}", raw.to_toml());

@@ -34,8 +34,8 @@ use crate::ingest::otlp_grpc::EXPORT_PATH;
 
 /// Retries of one request answered `RESOURCE_EXHAUSTED` or `UNAVAILABLE`.
 pub const MAX_RETRIES: u32 = 20;
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// HTTP/2 flow-control windows large enough for several 1000-span requests in flight.
 const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
@@ -83,14 +83,7 @@ impl IngestOutcome {
 
 /// Sends every batch of `workload` to `address` (`host:port`) with `concurrency` requests in flight.
 pub async fn send(workload: Arc<Workload>, address: &str, concurrency: usize) -> anyhow::Result<IngestOutcome> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))?
-        .tcp_nodelay(true)
-        .timeout(REQUEST_TIMEOUT)
-        .initial_stream_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to OTLP/gRPC at {address}: {e}"))?;
+    let channel = connect(address).await?;
     let queue = Arc::new(Queue { next: AtomicUsize::new(0), failed: AtomicBool::new(false) });
     let cpu_before = process_cpu_seconds("self").ok();
     let started = Instant::now();
@@ -106,6 +99,18 @@ pub async fn send(workload: Arc<Workload>, address: &str, concurrency: usize) ->
     outcome.client_cpu_seconds = cpu_before.zip(process_cpu_seconds("self").ok()).map(|(before, after)| after - before);
     outcome.latencies.sort_unstable();
     Ok(outcome)
+}
+
+/// An HTTP/2 connection to the OTLP/gRPC receiver at `address` (`host:port`).
+pub(crate) async fn connect(address: &str) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(format!("http://{address}"))?
+        .tcp_nodelay(true)
+        .timeout(REQUEST_TIMEOUT)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to OTLP/gRPC at {address}: {e}"))
 }
 
 /// The work shared by the senders.
@@ -163,7 +168,10 @@ async fn sender(channel: Channel, workload: Arc<Workload>, queue: Arc<Queue>) ->
     }
 }
 
-async fn export(client: &mut tonic::client::Grpc<Channel>, body: Bytes) -> Result<ExportTraceServiceResponse, Status> {
+pub(crate) async fn export(
+    client: &mut tonic::client::Grpc<Channel>,
+    body: Bytes,
+) -> Result<ExportTraceServiceResponse, Status> {
     client.ready().await.map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
     let path = PathAndQuery::from_static(EXPORT_PATH);
     Ok(client.unary(tonic::Request::new(body), path, ExportCodec).await?.into_inner())

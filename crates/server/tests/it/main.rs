@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod crash;
 mod cross_api;
+mod demo;
 mod http_receivers;
 mod jaeger;
 mod jaeger_v3;
