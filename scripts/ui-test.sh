@@ -3,7 +3,8 @@
 # UI's npm packages from package-lock.json, checks that the committed build (ui/dist) is what
 # the sources build to, starts an already built sextant on loopback ports of its own with an
 # empty data directory, checks how the query port serves the UI, and runs the Playwright
-# tests (ui/test/*.test.mjs), which send their traces over OTLP/HTTP JSON.
+# tests (ui/test/*.test.mjs), which send their traces over OTLP/HTTP JSON, after `sextant
+# demo` traffic dated two days back (its ground truth in $SEXTANT_DEMO_TRUTH).
 #
 # Usage: scripts/ui-test.sh [path/to/sextant]   (default: $CARGO_TARGET_DIR/debug/sextant)
 set -euo pipefail
@@ -82,6 +83,15 @@ curl -sfI "$ui$asset" | grep -qi '^cache-control: public, max-age=31536000, immu
 status="$(curl -s -o "$work/404.json" -w '%{http_code}' "$ui/api/v1/no-such-endpoint")"
 [[ "$status" == 404 ]] || fail "an unknown /api path answered $status"
 grep -q '"code":"not_found"' "$work/404.json" || fail "an unknown /api path did not answer the JSON error"
+
+echo "==> demo traffic two days back (business processes and message hops; outside the default ranges)"
+"$binary" demo --endpoint "$SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS" --traces 80 --seed 5 \
+  --start-unix-nanos "$((($(date +%s) - 2 * 86400) * 1000000000))" \
+  --ground-truth "$work/demo-truth.jsonl" >"$work/demo.log" 2>&1 || {
+  cat "$work/demo.log" >&2
+  fail "sextant demo failed"
+}
+export SEXTANT_DEMO_TRUTH="$work/demo-truth.jsonl"
 
 echo "==> browser tests"
 export SEXTANT_UI_URL="$ui"

@@ -1,6 +1,8 @@
 // The shell: navigation, theme and the page for the current path.
 import { useEffect, useState } from 'preact/hooks';
 import { ComparePage } from './pages/Compare';
+import { ProcessPage } from './pages/Process';
+import { ProcessesPage } from './pages/Processes';
 import { SearchPage } from './pages/Search';
 import { ServicePage } from './pages/Service';
 import { ServiceMapPage } from './pages/ServiceMap';
@@ -19,9 +21,12 @@ function page(route: Route) {
   const trace = /^\/trace\/([^/]+)$/.exec(path);
   if (trace) return <TracePage traceId={decodeURIComponent(trace[1])} route={route} />;
   const service = /^\/service\/([^/]+)$/.exec(path);
-  if (service) return <ServicePage service={decodeURIComponent(service[1])} />;
+  if (service) return <ServicePage service={decodeURIComponent(service[1])} route={route} />;
+  const process = /^\/processes\/([^/]+)$/.exec(path);
+  if (process) return <ProcessPage id={decodeURIComponent(process[1])} route={route} />;
+  if (path === '/processes') return <ProcessesPage route={route} />;
   if (path === '/compare') return <ComparePage route={route} />;
-  if (path === '/map') return <ServiceMapPage />;
+  if (path === '/map') return <ServiceMapPage route={route} />;
   if (path === '/' || path === '/search') return <SearchPage route={route} />;
   return <div class="state empty">No page at {route.path}.</div>;
 }
@@ -29,6 +34,8 @@ function page(route: Route) {
 const TITLES: [RegExp, string][] = [
   [/^\/trace\//, 'Trace'],
   [/^\/service\//, 'Service'],
+  [/^\/processes\//, 'Process'],
+  [/^\/processes/, 'Processes'],
   [/^\/compare/, 'Compare'],
   [/^\/map/, 'Service map'],
 ];
@@ -56,6 +63,9 @@ export function App() {
         </a>
         <a class={active('/map') || active('/service')} href="/map">
           Service map
+        </a>
+        <a class={active('/processes')} href="/processes">
+          Processes
         </a>
         <a class={active('/compare')} href="/compare">
           Compare

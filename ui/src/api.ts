@@ -1,6 +1,7 @@
-// The query port's JSON APIs the UI reads (crates/server/src/api/native*.rs and
-// derived_metrics.rs). Every call answers the decoded JSON or throws an ApiError carrying the
-// server's message (`{"error": {"code", "message"}}`) and the HTTP status.
+// The query port's JSON APIs the UI reads (crates/server/src/api/native*.rs,
+// derived_metrics.rs and processes.rs). Every call answers the decoded JSON or throws an
+// ApiError carrying the server's message (`{"error": {"code", "message"}}`) and the HTTP
+// status.
 
 export class ApiError extends Error {
   constructor(
@@ -139,6 +140,81 @@ export interface ParseCheck {
   error?: { message: string; offset?: number; line?: number; column?: number };
 }
 
+/** A span as the process and links APIs describe it (crates/server/src/api/processes.rs). */
+export interface BriefSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  service: string;
+  name: string;
+  kind: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  error: boolean;
+  inProcess?: boolean;
+}
+export interface ProcessStep {
+  traceId: string;
+  rootService: string;
+  rootName: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  durationNanos: string;
+  spanCount: number;
+  errorCount: number;
+  processSpanCount: number;
+  services: string[];
+  spans: BriefSpan[];
+}
+export interface ProcessHop {
+  producer: BriefSpan;
+  consumer: BriefSpan;
+  via: 'link' | 'message_id';
+  messageId: string | null;
+  messagingSystem: string | null;
+  destination: string | null;
+  queueWaitNanos: string;
+}
+export interface ProcessAnswer {
+  id: string;
+  keys: string[];
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  durationNanos: string;
+  partial: boolean;
+  traceCount: number;
+  spanCount: number;
+  services: string[];
+  steps: ProcessStep[];
+  gaps: { fromTraceId: string; toTraceId: string; gapNanos: string }[];
+  hops: ProcessHop[];
+}
+export interface ProcessSummary {
+  id: string;
+  firstTimeUnixNano: string;
+  lastTimeUnixNano: string;
+  traceCount: number;
+  services: string[];
+}
+export interface TraceLinkEntry {
+  span: BriefSpan;
+  linkedTraceId: string;
+  linkedSpanId: string;
+  linked: BriefSpan | null;
+  via: 'link' | 'message_id';
+  messageId: string | null;
+  queueWaitNanos: string | null;
+}
+export interface TraceLinksAnswer {
+  traceId: string;
+  outgoing: TraceLinkEntry[];
+  incoming: TraceLinkEntry[];
+  partial: boolean;
+}
+
+/** The attribute keys that hold a business process ID (the server's default). */
+export const PROCESS_KEYS = ['business_process.id'];
+
 export const api = {
   services: (signal?: AbortSignal) => getJson<{ services: string[] }>('/api/v1/services', signal),
   operations: (service: string, signal?: AbortSignal) =>
@@ -158,4 +234,10 @@ export const api = {
     getJson<SpanMetricsAnswer>(`/api/v1/span-metrics?${query}`, signal),
   serviceGraph: (query: string, signal?: AbortSignal) =>
     getJson<ServiceGraphAnswer>(`/api/v1/service-graph?${query}`, signal),
+  process: (id: string, signal?: AbortSignal) =>
+    getJson<ProcessAnswer>(`/api/v1/processes/${encodeURIComponent(id)}`, signal),
+  processes: (query: string, signal?: AbortSignal) =>
+    getJson<{ processes: ProcessSummary[]; partial: boolean }>(`/api/v1/processes?${query}`, signal),
+  traceLinks: (id: string, signal?: AbortSignal) =>
+    getJson<TraceLinksAnswer>(`/api/v1/traces/${encodeURIComponent(id)}/links`, signal),
 };

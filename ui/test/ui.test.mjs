@@ -1,6 +1,7 @@
 // Browser tests of the web UI against a running sextant: `SEXTANT_UI_URL` (its query port)
 // and `SEXTANT_OTLP_URL` (its OTLP/HTTP receiver). scripts/ui-test.sh starts both.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { launch } from './browser.mjs';
 import { seed } from './seed.mjs';
@@ -8,6 +9,20 @@ import { seed } from './seed.mjs';
 const UI = process.env.SEXTANT_UI_URL ?? 'http://127.0.0.1:16686';
 const OTLP = process.env.SEXTANT_OTLP_URL ?? 'http://127.0.0.1:4318';
 const SCREENSHOTS = process.env.SEXTANT_SCREENSHOTS;
+// The ground truth of the `sextant demo` run scripts/ui-test.sh sends first (JSON lines).
+const DEMO_TRUTH = process.env.SEXTANT_DEMO_TRUTH;
+const NO_DEMO = DEMO_TRUTH ? false : 'no demo traffic (SEXTANT_DEMO_TRUTH unset)';
+
+/** An order of the demo that was paid and consumed: its checkout and two consumer traces. */
+function demoOrder() {
+  const records = readFileSync(DEMO_TRUTH, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+  const order = records.find((r) => r.type === 'process' && r.id.startsWith('order-') && r.trace_ids.length === 3);
+  assert.ok(order, 'the demo consumed an order');
+  return order;
+}
 
 let browser;
 let page;
@@ -225,12 +240,32 @@ test('compare shows the structural difference', async () => {
 test('the service map shows the edge from real span metrics', async () => {
   await page.goto(`${UI}/map`);
   await page.locator('.service-map').waitFor();
+  // A longer range, kept in the URL and across a reload, still holds the seeded calls.
+  await page.getByLabel('Time range').selectOption('6h');
+  await page.waitForURL(/range=6h/);
+  await page.reload();
+  await page.locator('.service-map').waitFor();
+  assert.equal(await page.getByLabel('Time range').inputValue(), '6h');
   const edge = page.locator('.edge-row', { hasText: 'frontend' }).filter({ hasText: 'cart' });
   assert.equal(await edge.count(), 1);
   assert.match(await edge.textContent(), /33%/, 'one of three calls failed');
   await shot('service-map');
   await page.locator('.node[data-service="cart"]').click();
-  await page.waitForURL('**/service/cart');
+  await page.waitForURL('**/service/cart?range=6h');
+  await page.locator('.operation-row').first().waitFor();
+});
+
+test('an absolute range before the seeded traffic shows the empty state', async () => {
+  await page.goto(`${UI}/map`);
+  await page.getByLabel('Time range').selectOption('custom');
+  await page.getByLabel('From', { exact: true }).fill('2020-01-01T00:00:00');
+  await page.getByLabel('To', { exact: true }).fill('2020-01-01T01:00:00');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL((url) => url.searchParams.get('start')?.startsWith('2020-01-01T00:00'));
+  assert.match(await page.locator('.state.empty').textContent(), /No calls between services in this range/);
+  await page.goto(`${UI}/service/cart?start=2020-01-01T00:00:00&end=2020-01-01T01:00:00`);
+  assert.match(await page.locator('.state.empty').textContent(), /No spans of cart ended in this range/);
+  assert.equal(await page.getByLabel('Time range').inputValue(), 'custom');
 });
 
 test('the service page shows operations and exemplars that open traces', async () => {
@@ -248,6 +283,78 @@ test('the service page shows operations and exemplars that open traces', async (
   await page.locator('.span-row').first().waitFor();
 });
 
+test('the process timeline shows every step of a demo order, its gaps and hops', { skip: NO_DEMO }, async () => {
+  const order = demoOrder();
+  await page.goto(`${UI}/processes/${order.id}`);
+  await page.locator('.step-row').first().waitFor();
+  const steps = await page.locator('.step-row').evaluateAll((rows) => rows.map((row) => row.dataset.traceId));
+  assert.deepEqual(steps, order.trace_ids, 'every trace of the order, in the order they ran');
+  assert.equal(await page.getByTestId('step-count').textContent(), '3');
+  assert.equal(await page.locator('.gap-row').count(), 2);
+  assert.equal(await page.locator('.hop-line').count(), 2, 'producer → consumer hops drawn');
+  assert.equal(await page.locator('.hop-row').count(), 2);
+  assert.match(await page.getByTestId('queue-wait').first().textContent(), /^\d+(\.\d+)?(μs|ms)$/);
+  await shot('process');
+  // Keyboard: arrows move between steps, Enter opens the trace.
+  await page.locator('.step-row').first().focus();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.traceId), order.trace_ids[1]);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`**/trace/${order.trace_ids[1]}`);
+  // The consumer trace links to the checkout's producer span, with the queue wait.
+  const outgoing = page.getByTestId('links-outgoing');
+  await outgoing.waitFor();
+  assert.equal(await outgoing.locator(`[data-trace-id="${order.trace_ids[0]}"]`).count(), 1);
+  assert.match(await outgoing.textContent(), /send orders.*queue wait/);
+});
+
+test('the producer trace lists its backlinks; a span opens its process', { skip: NO_DEMO }, async () => {
+  const order = demoOrder();
+  const process = await (await fetch(`${UI}/api/v1/processes/${order.id}`)).json();
+  const producer = process.hops[0].producer;
+  await page.goto(`${UI}/trace/${order.trace_ids[0]}?span=${producer.spanId}`);
+  const incoming = page.getByTestId('links-incoming');
+  await incoming.waitFor();
+  const linked = await incoming.locator('li').evaluateAll((items) => items.map((item) => item.dataset.traceId));
+  assert.deepEqual(linked.sort(), order.trace_ids.slice(1).sort(), 'both consumer traces link back');
+  // The checkout belongs to the cart session and to the order: both open their timelines.
+  assert.ok((await page.locator('.process-chips .process-link').count()) >= 2);
+  const panel = page.getByRole('complementary', { name: 'Span details' });
+  await panel.waitFor();
+  await shot('trace-links');
+  await panel.getByRole('link', { name: order.id }).click();
+  await page.waitForURL(`**/processes/${order.id}`);
+  await page.locator('.step-row').first().waitFor();
+  assert.equal(await page.locator('.step-row').count(), 3);
+});
+
+test('the process search finds the order over the last 7 days', { skip: NO_DEMO }, async () => {
+  const order = demoOrder();
+  await page.goto(`${UI}/processes`);
+  await page.getByText(/No trace carrying a process ID/).waitFor(); // the demo ran two days ago
+  await page.getByLabel('Time range').selectOption('7d');
+  await page.waitForURL(/range=7d/);
+  await page.locator('.process-row').first().waitFor();
+  await page.getByLabel('Attribute filter').fill(`business_process.id=${order.id}`);
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.waitForURL((url) => url.searchParams.get('attr') === `business_process.id=${order.id}`);
+  const row = page.locator(`.process-row[data-process-id="${order.id}"]`);
+  await row.waitFor();
+  // Its three traces; the checkout trace also carries the cart session's ID, listed too.
+  assert.equal(await row.locator('td').nth(3).textContent(), '3');
+  assert.match(await row.textContent(), /payment/);
+  assert.ok((await page.locator('.process-row').count()) <= 2);
+  await shot('processes');
+  await row.getByRole('link').click();
+  await page.waitForURL(`**/processes/${order.id}`);
+  await page.locator('.step-row').first().waitFor();
+});
+
+test('an unknown process shows an error state', async () => {
+  await page.goto(`${UI}/processes/order-does-not-exist`);
+  assert.match(await page.getByRole('alert').textContent(), /Process order-does-not-exist not found/);
+});
+
 test('the theme switches and is remembered', async () => {
   await page.goto(`${UI}/`);
   const before = await page.evaluate(() => document.documentElement.dataset.theme);
@@ -261,5 +368,10 @@ test('the theme switches and is remembered', async () => {
     await page.goto(`${UI}/trace/${ids.failedTrace}?span=${ids.failedRoot}`);
     await page.locator('.span-row.selected').waitFor();
     await shot('trace-dark');
+    if (DEMO_TRUTH) {
+      await page.goto(`${UI}/processes/${demoOrder().id}`);
+      await page.locator('.step-row').first().waitFor();
+      await shot('process-dark');
+    }
   }
 });

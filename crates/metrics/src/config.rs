@@ -99,12 +99,12 @@ impl SpanMetricsConfig {
     }
 
     pub(crate) fn interval_nanos(&self) -> u64 {
-        self.interval_seconds.saturating_mul(crate::NANOS_PER_SECOND)
+        whole_seconds_nanos(self.interval_seconds)
     }
 
     /// The time the kept intervals cover: `interval_seconds × max_intervals`.
     pub fn window_nanos(&self) -> u64 {
-        self.interval_nanos().saturating_mul(self.max_intervals as u64)
+        window_nanos(self.interval_seconds, self.max_intervals)
     }
 }
 
@@ -155,16 +155,16 @@ impl ServiceGraphConfig {
     }
 
     pub(crate) fn interval_nanos(&self) -> u64 {
-        self.interval_seconds.saturating_mul(crate::NANOS_PER_SECOND)
+        whole_seconds_nanos(self.interval_seconds)
     }
 
     /// The time the kept intervals cover: `interval_seconds × max_intervals`.
     pub fn window_nanos(&self) -> u64 {
-        self.interval_nanos().saturating_mul(self.max_intervals as u64)
+        window_nanos(self.interval_seconds, self.max_intervals)
     }
 
     pub(crate) fn wait_nanos(&self) -> u64 {
-        self.wait_seconds.saturating_mul(crate::NANOS_PER_SECOND)
+        whole_seconds_nanos(self.wait_seconds)
     }
 }
 
@@ -178,7 +178,16 @@ pub(crate) fn dimension_label_name(key: &str) -> String {
     name
 }
 
-fn check_positive(key: &'static str, value: u64) -> Result<(), MetricsError> {
+pub(crate) fn whole_seconds_nanos(seconds: u64) -> u64 {
+    seconds.saturating_mul(crate::NANOS_PER_SECOND)
+}
+
+/// The time `max_intervals` intervals of `interval_seconds` cover.
+pub(crate) fn window_nanos(interval_seconds: u64, max_intervals: usize) -> u64 {
+    whole_seconds_nanos(interval_seconds).saturating_mul(max_intervals as u64)
+}
+
+pub(crate) fn check_positive(key: &'static str, value: u64) -> Result<(), MetricsError> {
     if value == 0 {
         return Err(MetricsError::InvalidConfig { key, message: "must be at least 1".to_string() });
     }
@@ -186,7 +195,12 @@ fn check_positive(key: &'static str, value: u64) -> Result<(), MetricsError> {
 }
 
 fn check_buckets(bounds_seconds: &[f64]) -> Result<(), MetricsError> {
-    let invalid = |message: String| MetricsError::InvalidConfig { key: "latency_buckets_seconds", message };
+    check_buckets_of("latency_buckets_seconds", bounds_seconds)
+}
+
+/// Checks histogram bounds given under `key`.
+pub(crate) fn check_buckets_of(key: &'static str, bounds_seconds: &[f64]) -> Result<(), MetricsError> {
+    let invalid = |message: String| MetricsError::InvalidConfig { key, message };
     if bounds_seconds.is_empty() || bounds_seconds.len() > MAX_BUCKETS {
         return Err(invalid(format!("needs 1 to {MAX_BUCKETS} bounds, got {}", bounds_seconds.len())));
     }

@@ -10,6 +10,18 @@
 //! | `traces_service_graph_request_server_seconds` | histogram | the same |
 //! | `traces_service_graph_request_client_seconds` | histogram | the same |
 //!
+//! [`write_consistency`] adds the consistency analyzer's families (Sextant's own names):
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `sextant_consistency_stale_reads` | counter | `source_region` (the write's), `replica_region` (the read's), `classification` |
+//! | `sextant_consistency_replication_lag_seconds` | histogram | `source_region`, `replica_region` |
+//! | `sextant_consistency_events` | counter | `event`: `write`, `read_judged`, `apply_judged`, `apply_without_write`, `conflict`, `judged_early`, `evicted_key`, `evicted_write`, `forgotten_finding`, `overflowed_pair`, `overflowed_usage`, `late_lag` |
+//! | `sextant_consistency_pending` | gauge | reads and applies waiting to be judged |
+//! | `sextant_consistency_keys` | gauge | keys whose writes are remembered |
+//!
+//! Region pairs are bounded by `max_region_pairs`.
+//!
 //! `span_kind` is the OTLP enum name (`SPAN_KIND_SERVER`), `status_code` likewise
 //! (`STATUS_CODE_ERROR`). An overflow series or edge carries the single label
 //! `metric_overflow="true"`.
@@ -37,6 +49,7 @@
 
 use sextant_model::StatusCode;
 
+use crate::consistency::ConsistencyAnalyzer;
 use crate::histogram::Histogram;
 use crate::service_graph::{EdgeLabels, ServiceGraph};
 use crate::span_metrics::{SeriesLabels, SpanMetrics};
@@ -95,6 +108,52 @@ pub fn write_families(
     if let Some(graph) = service_graph_opt {
         write_service_graph(out, format, graph);
     }
+}
+
+/// Appends the consistency analyzer's families to `out`, without a terminator.
+pub fn write_consistency(out: &mut String, format: Format, analyzer: &ConsistencyAnalyzer) {
+    let family = "sextant_consistency_stale_reads";
+    write_header(out, format, family, Kind::Counter, "Stale reads per write region, read region and classification.");
+    for (source, replica, classification, count) in analyzer.stale_reads_by_pair() {
+        let labels =
+            [("source_region", source), ("replica_region", replica), ("classification", classification.name())];
+        write_sample(out, "sextant_consistency_stale_reads_total", &labels, None, &count.to_string());
+    }
+    let family = "sextant_consistency_replication_lag_seconds";
+    write_header(
+        out,
+        format,
+        family,
+        Kind::SecondsHistogram,
+        "Replication lag from a write's acknowledgement to its apply on a replica, in seconds.",
+    );
+    for (source, replica, stats) in analyzer.lag_totals() {
+        let labels = [("source_region", source), ("replica_region", replica)];
+        write_histogram(out, format, family, &labels, &stats.histogram, analyzer.lag_bounds_seconds());
+    }
+    let c = analyzer.counters();
+    let family = "sextant_consistency_events";
+    write_header(out, format, family, Kind::Counter, "What the consistency analyzer did with database spans.");
+    for (event, value) in [
+        ("write", c.writes),
+        ("read_judged", c.reads_judged),
+        ("apply_judged", c.applies_judged),
+        ("apply_without_write", c.applies_without_write),
+        ("conflict", c.conflicts),
+        ("judged_early", c.judged_early),
+        ("evicted_key", c.evicted_keys),
+        ("evicted_write", c.evicted_writes),
+        ("forgotten_finding", c.forgotten_findings),
+        ("overflowed_pair", c.overflowed_pairs),
+        ("overflowed_usage", c.overflowed_usage),
+        ("late_lag", c.late_lags),
+    ] {
+        write_sample(out, "sextant_consistency_events_total", &[("event", event)], None, &value.to_string());
+    }
+    write_header(out, format, "sextant_consistency_pending", Kind::Gauge, "Reads and applies waiting to be judged.");
+    write_sample(out, "sextant_consistency_pending", &[], None, &analyzer.num_pending().to_string());
+    write_header(out, format, "sextant_consistency_keys", Kind::Gauge, "Keys whose recent writes are remembered.");
+    write_sample(out, "sextant_consistency_keys", &[], None, &analyzer.num_keys().to_string());
 }
 
 fn write_span_metrics(out: &mut String, format: Format, metrics: &SpanMetrics) {
@@ -193,6 +252,7 @@ enum Kind {
     Histogram,
     /// A histogram whose family name ends in `_seconds`, so it can carry a `UNIT` line.
     SecondsHistogram,
+    Gauge,
 }
 
 fn write_header(out: &mut String, format: Format, family: &str, kind: Kind, help: &str) {
@@ -200,6 +260,7 @@ fn write_header(out: &mut String, format: Format, family: &str, kind: Kind, help
         Kind::Counter if !format.is_open_metrics() => ("counter", "_total"),
         Kind::Counter => ("counter", ""),
         Kind::Histogram | Kind::SecondsHistogram => ("histogram", ""),
+        Kind::Gauge => ("gauge", ""),
     };
     out.push_str(&format!("# TYPE {family}{suffix} {type_name}\n"));
     if kind == Kind::SecondsHistogram && format.is_open_metrics() {

@@ -27,6 +27,7 @@
 //! | `history` | [`ClosedInterval`]s handed out of memory, the [`History`] that reads them back |
 //! | `codec` | the persisted form of a closed interval (docs/formats/metrics.md) |
 //! | `exposition` | OpenMetrics and Prometheus text rendering |
+//! | `consistency` | [`ConsistencyAnalyzer`]: stale reads, replication lag, conflicts, consistency-level usage (in memory only) |
 //!
 //! Invariants shared by both aggregators:
 //! - memory is bounded by configuration: at most `max_series` (`max_edges`) series plus one
@@ -42,6 +43,7 @@
 
 pub mod codec;
 mod config;
+pub mod consistency;
 pub mod exposition;
 mod histogram;
 mod history;
@@ -57,6 +59,7 @@ pub use config::{
     DEFAULT_MAX_PENDING_SPANS, DEFAULT_MAX_SERIES, DEFAULT_ROOT_CLIENT_NODE, DEFAULT_WAIT_SECONDS, ServiceGraphConfig,
     SpanMetricsConfig,
 };
+pub use consistency::{ConsistencyAnalyzer, ConsistencyConfig};
 pub use histogram::{Exemplar, Histogram};
 pub use history::{ClosedInterval, History, ServiceGraphInterval, SpanMetricsInterval};
 pub use query::{

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sextant_codec::Limits;
-use sextant_metrics::{MetricsError, ServiceGraphConfig, SpanMetricsConfig};
+use sextant_metrics::{ConsistencyConfig, MetricsError, ServiceGraphConfig, SpanMetricsConfig};
 use sextant_storage::engine::EngineOptions;
 
 use crate::alerting::rule::Rule;
@@ -116,6 +116,9 @@ pub struct RawMetrics {
     pub max_queued_spans: u64,
     pub span_metrics: SpanMetricsConfig,
     pub service_graph: ServiceGraphConfig,
+    /// Stale reads, replication lag, conflicts and consistency-level usage
+    /// (`sextant_metrics::ConsistencyConfig`).
+    pub consistency: ConsistencyConfig,
 }
 
 pub const DEFAULT_METRICS_MAX_QUEUED_SPANS: u64 = 200_000;
@@ -127,6 +130,7 @@ impl Default for RawMetrics {
             max_queued_spans: DEFAULT_METRICS_MAX_QUEUED_SPANS,
             span_metrics: SpanMetricsConfig::default(),
             service_graph: ServiceGraphConfig::default(),
+            consistency: ConsistencyConfig::default(),
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct MetricsOptions {
     pub max_queued_spans: usize,
     pub span_metrics: SpanMetricsConfig,
     pub service_graph: ServiceGraphConfig,
+    /// `None` when `metrics.consistency.enabled` is false.
+    pub consistency_opt: Option<ConsistencyConfig>,
 }
 
 /// Alerting on span metrics: rules evaluated every `evaluation_interval`, notifications
@@ -403,6 +409,9 @@ impl RawMetrics {
         };
         self.span_metrics.validate().map_err(|e| named("span_metrics", e))?;
         self.service_graph.validate().map_err(|e| named("service_graph", e))?;
+        if self.consistency.enabled {
+            self.consistency.validate().map_err(|e| named("consistency", e))?;
+        }
         if self.max_queued_spans == 0 {
             return Err(invalid("metrics.max_queued_spans", "must be greater than 0"));
         }
@@ -410,6 +419,7 @@ impl RawMetrics {
             max_queued_spans: usize::try_from(self.max_queued_spans).unwrap_or(usize::MAX),
             span_metrics: self.span_metrics.clone(),
             service_graph: self.service_graph.clone(),
+            consistency_opt: self.consistency.enabled.then(|| self.consistency.clone()),
         }))
     }
 }
@@ -606,15 +616,21 @@ mod tests {
                 ("SEXTANT_METRICS_SPAN_METRICS_LATENCY_BUCKETS_SECONDS", "0.01,0.1,1"),
                 ("SEXTANT_METRICS_SERVICE_GRAPH_WAIT_SECONDS", "0"),
                 ("SEXTANT_METRICS_MAX_QUEUED_SPANS", "7"),
+                ("SEXTANT_METRICS_CONSISTENCY_WAIT_SECONDS", "0"),
+                ("SEXTANT_METRICS_CONSISTENCY_MAX_WRITES_PER_KEY", "3"),
             ],
         )
         .unwrap();
         let metrics = config.metrics_opt.unwrap();
+        let consistency = metrics.consistency_opt.as_ref().expect("enabled by default");
+        assert_eq!((consistency.wait_seconds, consistency.max_writes_per_key), (0, 3));
         assert_eq!(metrics.span_metrics.dimensions, ["http.route", "cloud.region"]);
         assert_eq!(metrics.span_metrics.latency_buckets_seconds, [0.01, 0.1, 1.0]);
         assert_eq!(metrics.service_graph.wait_seconds, 0);
         assert_eq!(metrics.max_queued_spans, 7);
         assert!(load_str("", &[("SEXTANT_METRICS_ENABLED", "false")]).unwrap().metrics_opt.is_none());
+        let without_consistency = load_str("[metrics.consistency]\nenabled = false\nmax_keys = 0\n", &[]).unwrap();
+        assert!(without_consistency.metrics_opt.unwrap().consistency_opt.is_none(), "not validated when disabled");
     }
 
     #[test]
@@ -629,6 +645,7 @@ mod tests {
             ),
             ("[metrics.span_metrics]\ninterval = 60\n", vec![], "interval"),
             ("[metrics]\nmax_queued_spans = 0\n", vec![], "metrics.max_queued_spans"),
+            ("[metrics.consistency]\nmax_keys = 0\n", vec![], "metrics.consistency.max_keys"),
             ("", vec![("SEXTANT_METRICS_SPAN_METRICS_LATENCY_BUCKETS_SECONDS", "fast")], "latency_buckets_seconds"),
         ] {
             let err = load_str(text, &env).unwrap_err().to_string();

@@ -5,6 +5,7 @@
 //! - [`derived`]: span metrics and the service graph, aggregated from the accepted spans;
 //! - [`alerting`]: rules over the span metrics, alert states, webhook notifications;
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
+//! - [`processes`]: business process timelines, producer → consumer hops, trace links;
 //! - [`serve`]: starts and stops all of it;
 //! - [`bench`]: `sextant bench`, benchmarks of a real server;
 //! - [`demo`]: `sextant demo`, a simulated multi-region shop sending OTLP.
@@ -17,4 +18,5 @@ pub mod demo;
 pub mod derived;
 pub mod ingest;
 pub mod metrics;
+pub mod processes;
 pub mod serve;

@@ -1,29 +1,36 @@
 // A service's page: per operation (and span kind), request rate, error rate and latency
-// percentiles over the last minutes from the span metrics, with exemplar points that open
-// the traces behind them.
+// percentiles over the time range in the URL (`range` or `start`/`end`, see
+// components/TimeRange) from the span metrics, with exemplar points that open the traces
+// behind them.
+import { useMemo } from 'preact/hooks';
 import { api, type MetricSeries } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
 import { LineChart } from '../components/LineChart';
+import { rangeOf, rangeQuery, TimeRangePicker } from '../components/TimeRange';
 import { formatMillis, formatPercent, formatRate, nanosToMicros, serviceColor } from '../format';
-import { href } from '../router';
+import { href, type Route } from '../router';
 
-const WINDOW_SECONDS = 600;
+/** Points per chart at most, roughly: the step grows with the range. */
+const MAX_POINTS = 120;
 
-export function ServicePage({ service }: { service: string }) {
+/** The step of a range: the interval (15 s) up to 30 minutes, then whole minutes. */
+function stepFor(seconds: number): string | undefined {
+  if (seconds <= 1800) return undefined;
+  return `${Math.ceil(seconds / MAX_POINTS / 60)}m`;
+}
+
+export function ServicePage({ service, route }: { service: string; route: Route }) {
+  const key = route.params.toString();
+  const range = useMemo(() => rangeOf(route.params), [key]);
   const window = useAsync(
     async (signal) => {
-      const end = Date.now();
-      const start = end - WINDOW_SECONDS * 1000;
-      const query = new URLSearchParams({
-        service,
-        groupBy: 'operation,kind',
-        start: `${start}000000`,
-        end: `${end}000000`,
-        step: '15s',
-      });
-      return { start, end, answer: await api.spanMetrics(query.toString(), signal) };
+      const seconds = (range.end - range.start) / 1000;
+      const query = new URLSearchParams({ service, groupBy: 'operation,kind', ...rangeQuery(range) });
+      const step = stepFor(seconds);
+      if (step) query.set('step', step);
+      return { start: range.start, end: range.end, answer: await api.spanMetrics(query.toString(), signal) };
     },
-    [service],
+    [service, range],
   );
   return (
     <div class="service-page">
@@ -32,7 +39,9 @@ export function ServicePage({ service }: { service: string }) {
           <span class="service-mark" style={{ background: serviceColor(service) }} />
           {service}
         </h1>
-        <a href={href('/search', { service })}>Search its traces</a> · <a href="/map">Service map</a>
+        <a href={href('/search', { service })}>Search its traces</a> ·{' '}
+        <a href={`/map${key ? `?${key}` : ''}`}>Service map</a>
+        <TimeRangePicker route={route} range={range} />
       </header>
       {window.error ? (
         <ErrorBox title="Could not load the span metrics" error={window.error} />
@@ -40,7 +49,7 @@ export function ServicePage({ service }: { service: string }) {
         <Loading what={`metrics of ${service}`} />
       ) : window.data.answer.series.length === 0 ? (
         <Empty>
-          No spans of {service} ended in the last {WINDOW_SECONDS / 60} minutes.
+          No spans of {service} ended in {range.label}.
         </Empty>
       ) : (
         <Operations series={window.data.answer.series} from={window.data.start} to={window.data.end} />
@@ -81,7 +90,7 @@ function Operations({ series, from, to }: { series: MetricSeries[]; from: number
               <tr key={`${s.labels.operation}-${s.labels.kind}`} class="operation-row">
                 <td>{s.labels.operation}</td>
                 <td>{s.labels.kind}</td>
-                <td>{formatRate(t.calls / WINDOW_SECONDS)}</td>
+                <td>{formatRate(t.calls / Math.max(1, (to - from) / 1000))}</td>
                 <td class={t.errors > 0 ? 'status-error' : ''}>{formatPercent(t.calls ? t.errors / t.calls : 0)}</td>
                 <td>{formatMillis(t.p50)}</td>
                 <td>{formatMillis(t.p95)}</td>

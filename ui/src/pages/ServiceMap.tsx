@@ -1,31 +1,42 @@
-// The service map: who calls whom over the last minutes (the service graph derived from
-// spans), each edge with its request rate, error rate and p99 latency. Services are laid out
+// The service map: who calls whom over the time range in the URL (`range` or `start`/`end`,
+// see components/TimeRange; the service graph derived from spans), each edge with its request rate, error rate and p99 latency. Services are laid out
 // in columns by their distance from the callers at the edge; a click opens the service page.
+import { useMemo } from 'preact/hooks';
 import { api, type GraphEdge, type GraphNode } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
+import { rangeOf, rangeQuery, TimeRangePicker } from '../components/TimeRange';
 import { formatMillis, formatPercent, formatRate, serviceColor } from '../format';
-import { href, navigate } from '../router';
+import { navigate, type Route } from '../router';
 
-/** The window the map covers; the server keeps the last 10 minutes. */
-const WINDOW_SECONDS = 600;
 const NODE_W = 168;
 const NODE_H = 46;
 const COL_GAP = 210;
 const ROW_GAP = 34;
 
-function windowQuery(): string {
-  const end = Date.now();
-  return new URLSearchParams({ start: `${end - WINDOW_SECONDS * 1000}000000`, end: `${end}000000` }).toString();
-}
-
-export function ServiceMapPage() {
-  const graph = useAsync((signal) => api.serviceGraph(windowQuery(), signal), []);
-  if (graph.error) return <ErrorBox title="Could not load the service graph" error={graph.error} />;
-  if (!graph.data) return <Loading what="the service map" />;
-  if (graph.data.nodes.length === 0) {
-    return <Empty>No calls between services in the last {WINDOW_SECONDS / 60} minutes.</Empty>;
-  }
-  return <ServiceMap nodes={graph.data.nodes} edges={graph.data.edges} />;
+export function ServiceMapPage({ route }: { route: Route }) {
+  const key = route.params.toString();
+  const range = useMemo(() => rangeOf(route.params), [key]);
+  const graph = useAsync(
+    (signal) => api.serviceGraph(new URLSearchParams(rangeQuery(range)).toString(), signal),
+    [range],
+  );
+  const seconds = Math.max(1, (range.end - range.start) / 1000);
+  return (
+    <div class="map-page">
+      <header class="panel">
+        <TimeRangePicker route={route} range={range} />
+      </header>
+      {graph.error ? (
+        <ErrorBox title="Could not load the service graph" error={graph.error} />
+      ) : !graph.data ? (
+        <Loading what="the service map" />
+      ) : graph.data.nodes.length === 0 ? (
+        <Empty>No calls between services in {range.label}.</Empty>
+      ) : (
+        <ServiceMap nodes={graph.data.nodes} edges={graph.data.edges} seconds={seconds} search={key} />
+      )}
+    </div>
+  );
 }
 
 /** Columns by longest path from the nodes nobody calls (cycles are cut after n rounds). */
@@ -53,13 +64,26 @@ function layout(nodes: GraphNode[], edges: GraphEdge[]): Map<string, { x: number
   return positions;
 }
 
-function ServiceMap({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }) {
+function ServiceMap({
+  nodes,
+  edges,
+  seconds,
+  search,
+}: {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  /** Length of the range, for rates. */
+  seconds: number;
+  /** The page's query string (the range), kept when opening a service. */
+  search: string;
+}) {
   const positions = layout(nodes, edges);
   const width = Math.max(...[...positions.values()].map((p) => p.x)) + NODE_W + 20;
   const height = Math.max(...[...positions.values()].map((p) => p.y)) + NODE_H + 20;
-  const open = (node: GraphNode) => !node.virtual && navigate(href(`/service/${encodeURIComponent(node.name)}`));
+  const open = (node: GraphNode) =>
+    !node.virtual && navigate(`/service/${encodeURIComponent(node.name)}${search ? `?${search}` : ''}`);
   return (
-    <div class="map-page">
+    <>
       <div class="panel map-scroll">
         <svg
           class="service-map"
@@ -95,7 +119,7 @@ function ServiceMap({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }
               <g key={`${edge.client}->${edge.server}`} class={edge.errorRate > 0 ? 'edge failing' : 'edge'}>
                 <path d={`M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`} marker-end="url(#arrow)" />
                 <text x={mid} y={(y1 + y2) / 2 - 18} text-anchor="middle">
-                  {formatRate(edge.calls / WINDOW_SECONDS)} · {formatPercent(edge.errorRate)} errors
+                  {formatRate(edge.calls / seconds)} · {formatPercent(edge.errorRate)} errors
                 </text>
                 <text x={mid} y={(y1 + y2) / 2 - 4} text-anchor="middle">
                   p99 {formatMillis(edge.p99Millis)}
@@ -122,8 +146,8 @@ function ServiceMap({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }
                 </text>
                 <text x={10} y={36} class="node-stats">
                   {node.callsIn > 0
-                    ? `${formatRate(node.callsIn / WINDOW_SECONDS)} in · ${formatPercent(node.failedIn / node.callsIn)} err`
-                    : `${formatRate(node.callsOut / WINDOW_SECONDS)} out`}
+                    ? `${formatRate(node.callsIn / seconds)} in · ${formatPercent(node.failedIn / node.callsIn)} err`
+                    : `${formatRate(node.callsOut / seconds)} out`}
                 </text>
               </g>
             );
@@ -148,7 +172,7 @@ function ServiceMap({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }
               <td>{edge.client}</td>
               <td>{edge.server}</td>
               <td>{edge.connectionType}</td>
-              <td>{formatRate(edge.calls / WINDOW_SECONDS)}</td>
+              <td>{formatRate(edge.calls / seconds)}</td>
               <td>{formatPercent(edge.errorRate)}</td>
               <td>{formatMillis(edge.p50Millis)}</td>
               <td>{formatMillis(edge.p99Millis)}</td>
@@ -156,6 +180,6 @@ function ServiceMap({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }
           ))}
         </tbody>
       </table>
-    </div>
+    </>
   );
 }

@@ -1,7 +1,8 @@
 // The trace page: header facts, minimap and zoom, the waterfall (or flame graph), search
 // within the trace, the span panel, the clock-skew warning and the JSON download. The URL
 // keeps the selected span (`span`), the view (`view=flame`), the search (`find`) and whether
-// skew is corrected (`skew=raw` shows the timestamps as received).
+// skew is corrected (`skew=raw` shows the timestamps as received). The header links the
+// trace's business processes and lists its linked and backlinked traces.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, type OtlpTrace } from '../api';
 import { CopyButton, ErrorBox, Loading, useAsync } from '../components/common';
@@ -9,8 +10,9 @@ import { formatMicros, formatTime, serviceColor } from '../format';
 import { href, navigate, type Route } from '../router';
 import { FlameGraph } from '../trace/FlameGraph';
 import { Minimap } from '../trace/Minimap';
-import { buildTrace, findSpans, type TraceModel, visibleSpans } from '../trace/model';
+import { buildTrace, findSpans, type TraceModel, traceProcessIds, visibleSpans } from '../trace/model';
 import { SpanPanel } from '../trace/SpanPanel';
+import { ProcessChips, TraceLinks } from '../trace/TraceLinks';
 import { Waterfall } from '../trace/Waterfall';
 
 export function TracePage({ traceId, route }: { traceId: string; route: Route }) {
@@ -119,6 +121,7 @@ function TraceView({ model, raw, route }: { model: TraceModel; raw: OtlpTrace; r
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   };
   const zoomed = view[0] > 0 || view[1] < model.durationMicros;
+  const processIds = useMemo(() => traceProcessIds(model), [model]);
 
   return (
     <div class="trace-page" onKeyDown={onKeyDown}>
@@ -166,6 +169,8 @@ function TraceView({ model, raw, route }: { model: TraceModel; raw: OtlpTrace; r
             </a>
           ))}
         </div>
+        <ProcessChips ids={processIds} />
+        <TraceLinks traceId={model.traceId} />
         {model.skewedCount > 0 && (
           <div class="warning" role="status">
             Clock skew: {model.skewedCount} span{model.skewedCount > 1 ? 's' : ''} of another service started before or

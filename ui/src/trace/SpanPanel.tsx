@@ -1,10 +1,11 @@
 // The selected span's details: identity (with copyable IDs), timing, kind and status, its
-// attributes, resource, events and links (a link opens the linked trace at its span).
+// attributes, resource, events and links (a link opens the linked trace at its span), and
+// the business process it belongs to (opening the process timeline).
 import type { OtlpKeyValue } from '../api';
 import { CopyButton } from '../components/common';
 import { formatMicros, formatTime, serviceColor } from '../format';
 import { href } from '../router';
-import { type SpanNode, type TraceModel, valueText } from './model';
+import { processIds, type SpanNode, type TraceModel, valueText } from './model';
 
 export function SpanPanel({ span, model, onClose }: { span: SpanNode; model: TraceModel; onClose: () => void }) {
   return (
@@ -46,6 +47,19 @@ export function SpanPanel({ span, model, onClose }: { span: SpanNode; model: Tra
           {span.statusCode}
           {span.statusMessage && `: ${span.statusMessage}`}
         </dd>
+        {processIds(span).length > 0 && (
+          <>
+            <dt>Business process</dt>
+            <dd>
+              {processIds(span).map((id) => (
+                <a key={id} class="process-link" href={`/processes/${encodeURIComponent(id)}`}>
+                  {id}{' '}
+                </a>
+              ))}
+              <span class="dim">(timeline)</span>
+            </dd>
+          </>
+        )}
         {span.critical && (
           <>
             <dt>Critical path</dt>

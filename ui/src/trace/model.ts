@@ -1,7 +1,7 @@
 // A trace as the UI works with it: OTLP/JSON spans turned into a tree in depth-first order
 // with times in microseconds relative to the trace's start, the critical path marked, and
 // clock skew between services detected (and, on demand, corrected).
-import type { OtlpAnyValue, OtlpKeyValue, OtlpTrace } from '../api';
+import { type OtlpAnyValue, type OtlpKeyValue, type OtlpTrace, PROCESS_KEYS } from '../api';
 import { nanosToMicros } from '../format';
 
 export interface SpanEvent {
@@ -94,6 +94,24 @@ export function valueText(value: OtlpAnyValue | undefined): string {
 export function attribute(attributes: OtlpKeyValue[], key: string): string | undefined {
   const found = attributes.find((kv) => kv.key === key);
   return found ? valueText(found.value) : undefined;
+}
+
+/** The business process IDs a span carries (span attributes, then resource), each once. */
+export function processIds(span: Pick<SpanNode, 'attributes' | 'resource'>): string[] {
+  const ids: string[] = [];
+  for (const key of PROCESS_KEYS) {
+    for (const id of [attribute(span.attributes, key), attribute(span.resource, key)]) {
+      if (id && !ids.includes(id)) ids.push(id);
+    }
+  }
+  return ids;
+}
+
+/** The business process IDs of any span of the trace, sorted. */
+export function traceProcessIds(model: TraceModel): string[] {
+  const ids = new Set<string>();
+  for (const span of model.spans) for (const id of processIds(span)) ids.add(id);
+  return [...ids].sort();
 }
 
 /** Builds the model; `adjustSkew` shifts skewed subtrees back inside their parents. */

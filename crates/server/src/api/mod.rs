@@ -1,10 +1,12 @@
 //! The query port (:16686): the native HTTP API (`/api/v1/*`, with the span metrics and
-//! service graph of [`derived_metrics`]), the Jaeger query API (`/api/*` without `v1`, see
-//! [`jaeger`], with its metrics endpoints `/api/metrics/*`), Jaeger's api_v3 (`/api/v3/*`)
+//! service graph of [`derived_metrics`] and the consistency analysis of [`consistency`]),
+//! the Jaeger query API (`/api/*` without `v1`, see [`jaeger`], with its metrics endpoints
+//! `/api/metrics/*`), Jaeger's api_v3 (`/api/v3/*`)
 //! alert rules and alerts ([`alerting`]: `/api/v1/alert-rules`, `/api/alerts`),
 //! `/metrics` ([`exposition`]), the endpoints only the web UI needs ([`native_traceql`]:
 //! TraceQL search and parse checks, attribute keys and values) and the web UI itself
-//! ([`ui`]: every other GET outside `/api` and `/metrics`).
+//! ([`ui`]: every other GET outside `/api` and `/metrics`), business processes and trace
+//! links ([`processes`]: `/api/v1/processes*`, `/api/v1/traces/{id}/links`).
 //!
 //! `router(state)` builds everything so tests can drive it without a socket. Errors of the
 //! native API are mapped to HTTP in one place, [`ApiError`], and always answer
@@ -12,6 +14,7 @@
 //! ([`jaeger::JaegerError`]).
 
 pub mod alerting;
+pub mod consistency;
 pub mod dependencies;
 pub mod derived_metrics;
 pub mod exposition;
@@ -21,6 +24,7 @@ pub mod native;
 pub mod native_traceql;
 pub mod params;
 pub mod plain;
+pub mod processes;
 pub mod tempo;
 pub mod tempo_metrics;
 pub mod traceql_search;
@@ -59,6 +63,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(native::trace))
         .route("/api/v1/search", get(native::search))
+        .route("/api/v1/traces/{trace_id}/links", get(processes::links))
+        .route("/api/v1/processes", get(processes::processes))
+        .route("/api/v1/processes/{id}", get(processes::process))
         .route("/api/v1/services", get(native::services))
         .route("/api/v1/services/{service}/operations", get(native::operations))
         .route("/api/services", get(jaeger::services))
@@ -68,6 +75,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/traces/{trace_id}", get(jaeger::trace))
         .route("/api/v1/span-metrics", get(derived_metrics::span_metrics))
         .route("/api/v1/service-graph", get(derived_metrics::service_graph))
+        .route("/api/v1/consistency/stale-reads", get(consistency::stale_reads))
+        .route("/api/v1/consistency/replication-lag", get(consistency::replication_lag))
+        .route("/api/v1/consistency/conflicts", get(consistency::conflicts))
+        .route("/api/v1/consistency/levels", get(consistency::levels))
         .route("/api/dependencies", get(jaeger::dependencies))
         .route("/api/metrics/latencies", get(jaeger::spm::latencies))
         .route("/api/metrics/calls", get(jaeger::spm::calls))

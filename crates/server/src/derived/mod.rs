@@ -1,5 +1,7 @@
 //! Metrics derived from the accepted spans: the span metrics and service graph aggregators of
-//! `sextant-metrics`, fed from ingest, read by `/metrics` and the query APIs.
+//! `sextant-metrics`, and its consistency analyzer (stale reads, replication lag, conflicts,
+//! consistency-level usage; unless `metrics.consistency.enabled` is false), fed from ingest,
+//! read by `/metrics` and the query APIs.
 //!
 //! ```text
 //! Pipeline::ingest
@@ -11,16 +13,21 @@
 //!        │  unbounded channel; the spans waiting in it are bounded by a semaphore
 //!        v
 //! thread "sextant-metrics", one message at a time:
-//!   Batch: SpanMetrics::observe, then ServiceGraph::observe (each lock held for the batch);
+//!   Batch: SpanMetrics::observe, then ServiceGraph::observe, then ConsistencyAnalyzer::observe
+//!          (each lock held for the batch);
 //!          intervals that left the window are written to {data_dir}/metrics/ (history.rs;
 //!          the intervals read last are kept decoded, interval_cache.rs)
-//!   Tick (every second): ServiceGraph::expire, intervals that ended a window ago written,
+//!   Tick (every second): ServiceGraph::expire, ConsistencyAnalyzer::expire (reads and applies
+//!          whose wait is over are judged; its lag intervals older than its window dropped,
+//!          not persisted), intervals that ended a window ago written,
 //!          stale series removal, files older than storage.retention deleted
-//!   Sync: ServiceGraph::expire, then reply: everything queued before it is aggregated
+//!   Sync: ServiceGraph::expire, ConsistencyAnalyzer::expire, then reply: everything queued
+//!         before it is aggregated
 //!   Persist (on shutdown): every interval still in memory written
 //!        │
 //!        v
-//! /metrics, /api/metrics/*, /api/v1/{span-metrics,service-graph}, /api/dependencies, alerting:
+//! /metrics, /api/metrics/*, /api/v1/{span-metrics,service-graph,consistency/*},
+//! /api/dependencies, alerting:
 //!   sync, then read under the locks on the blocking pool; range queries merge the intervals
 //!   in memory with those on disk (sextant_metrics::History)
 //! ```
@@ -55,9 +62,11 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use sextant_metrics::exposition::{self, Format};
-use sextant_metrics::{MetricsError, ServiceGraph, SpanMetrics};
+use sextant_metrics::{ConsistencyAnalyzer, MetricsError, ServiceGraph, SpanMetrics};
 use sextant_model::{KeyValue, Link, Span};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use sextant_metrics::consistency::span::CONSISTENCY_KEYS;
 
 use crate::config::MetricsOptions;
 use history::IntervalFiles;
@@ -90,6 +99,8 @@ pub enum DerivedError {
 struct Aggregators {
     span_metrics: Mutex<SpanMetrics>,
     service_graph: Mutex<ServiceGraph>,
+    /// `None` when `metrics.consistency.enabled` is false. In memory only.
+    consistency_opt: Option<Mutex<ConsistencyAnalyzer>>,
     /// Intervals that left memory; both aggregators read them back as their history.
     files: Arc<IntervalFiles>,
     /// The longer of the two windows held (`interval_seconds × max_intervals`).
@@ -157,11 +168,21 @@ impl DerivedMetrics {
         span_metrics.set_history(files.clone());
         let mut service_graph = ServiceGraph::new(options.service_graph.clone())?;
         service_graph.set_history(files.clone());
+        let consistency_opt = match &options.consistency_opt {
+            Some(config) => Some(Mutex::new(ConsistencyAnalyzer::new(config.clone())?)),
+            None => None,
+        };
+        let consistency_window_nanos = options.consistency_opt.as_ref().map_or(0, |c| c.window_nanos());
         let aggregators = Arc::new(Aggregators {
             span_metrics: Mutex::new(span_metrics),
             service_graph: Mutex::new(service_graph),
+            consistency_opt,
             files,
-            window_nanos: options.span_metrics.window_nanos().max(options.service_graph.window_nanos()),
+            window_nanos: options
+                .span_metrics
+                .window_nanos()
+                .max(options.service_graph.window_nanos())
+                .max(consistency_window_nanos),
             past_spans: AtomicU64::new(0),
             future_spans: AtomicU64::new(0),
         });
@@ -169,6 +190,11 @@ impl DerivedMetrics {
         let max_queued_spans = options.max_queued_spans.clamp(1, Semaphore::MAX_PERMITS);
         let mut kept_keys: Vec<String> = options.span_metrics.dimensions.clone();
         kept_keys.extend(SERVICE_GRAPH_KEYS.iter().map(|k| k.to_string()));
+        if options.consistency_opt.is_some() {
+            kept_keys.extend(CONSISTENCY_KEYS.iter().map(|k| k.to_string()));
+        }
+        kept_keys.sort();
+        kept_keys.dedup();
         let derived = Arc::new(DerivedMetrics {
             aggregators: aggregators.clone(),
             queue,
@@ -323,6 +349,35 @@ impl DerivedMetrics {
         let span_metrics = self.aggregators.span_metrics.lock();
         let service_graph = self.aggregators.service_graph.lock();
         exposition::write_families(out, format, Some(&span_metrics), Some(&service_graph));
+        drop((span_metrics, service_graph));
+        if let Some(consistency) = &self.aggregators.consistency_opt {
+            exposition::write_consistency(out, format, &consistency.lock());
+        }
+    }
+
+    /// Whether the consistency analyzer runs (`metrics.consistency.enabled`).
+    pub fn consistency_enabled(&self) -> bool {
+        self.aggregators.consistency_opt.is_some()
+    }
+
+    /// Runs `read` on the consistency analyzer after [`DerivedMetrics::sync`], on the
+    /// blocking pool; `None` when it is disabled.
+    pub async fn read_consistency<R, F>(&self, read: F) -> Option<R>
+    where
+        F: FnOnce(&ConsistencyAnalyzer) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.aggregators.consistency_opt.as_ref()?;
+        self.sync().await;
+        let aggregators = self.aggregators.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            aggregators.consistency_opt.as_ref().map(|consistency| read(&consistency.lock()))
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => panic!("reading the consistency analyzer was cancelled: {error}"),
+        }
     }
 
     /// Runs `read` on both aggregators after [`DerivedMetrics::sync`], on the blocking pool

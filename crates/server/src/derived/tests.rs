@@ -15,6 +15,7 @@ fn options(max_queued_spans: usize) -> MetricsOptions {
             ..Default::default()
         },
         service_graph: sextant_metrics::ServiceGraphConfig::default(),
+        consistency_opt: None,
     }
 }
 
@@ -153,4 +154,45 @@ async fn spans_ending_outside_the_window_are_left_out_and_counted() {
     let text = registry_text(&registry);
     assert!(text.contains("sextant_metrics_spans_outside_window_total{side=\"past\"} 1\n"), "{text}");
     assert!(text.contains("sextant_metrics_spans_outside_window_total{side=\"future\"} 1\n"), "{text}");
+}
+
+#[tokio::test]
+async fn the_consistency_analyzer_sees_the_db_attributes_of_every_synced_batch() {
+    let mut registry = Registry::default();
+    let options = MetricsOptions {
+        consistency_opt: Some(sextant_metrics::ConsistencyConfig { wait_seconds: 0, ..Default::default() }),
+        ..options(10)
+    };
+    let (derived, _dir) = start(&options, &mut registry);
+    let db = |id: u8, operation: &str, version: i64, end_unix_nanos: u64| {
+        let mut s = span(id);
+        s.start_unix_nanos = end_unix_nanos - 1_000;
+        s.end_unix_nanos = end_unix_nanos;
+        s.attributes = vec![
+            KeyValue::string("db.operation.name", operation),
+            KeyValue::string("db.record.key", "carts:1"),
+            KeyValue::new("db.record.version", AnyValue::Int(version)),
+            KeyValue::string("db.consistency_level", "ONE"),
+            KeyValue::string("db.replica.region", "eu-west-1"),
+            KeyValue::string("user.id", "42"),
+        ];
+        s
+    };
+    let now = sextant_model::now_unix_nanos();
+    let write = db(1, "UPDATE", 7, now - 2_000_000_000);
+    // Started 999 ms after the write's acknowledgement, returned the version before it.
+    let read = db(2, "SELECT", 0, now - 1_000_000_000);
+    let copy = derived.copy(&read);
+    assert_eq!(copy.attributes.len(), 5, "the db attributes are kept, user.id is not");
+    for spans in [vec![read], vec![write]] {
+        let batch = derived.prepare(&spans);
+        derived.submit(batch, spans.len());
+    }
+    let stale = derived
+        .read_consistency(|analyzer| {
+            analyzer.stale_reads().map(|s| (s.read.span_id, s.staleness_nanos)).collect::<Vec<_>>()
+        })
+        .await
+        .expect("enabled");
+    assert_eq!(stale, [(SpanId([2; 8]), 999_999_000)]);
 }

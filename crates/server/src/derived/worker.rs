@@ -12,6 +12,10 @@
 //! the window and that no kept interval holds are then removed with their totals (as
 //! Prometheus forgets stale series), which frees room under `max_series` / `max_edges`, and
 //! files older than `storage.retention` are deleted. `Persist` writes every interval held.
+//!
+//! The consistency analyzer (when enabled) sees each batch after the service graph; `Tick`
+//! and `Sync` judge the reads and applies whose wait is over, and `Tick` drops its lag
+//! intervals older than its window (they are not persisted).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -54,6 +58,10 @@ fn run(aggregators: &Aggregators, mut receiver: mpsc::UnboundedReceiver<Message>
                 let mut service_graph = aggregators.service_graph.lock();
                 service_graph.observe(&spans, now_unix_nanos);
                 persist_closed_service_graph(&mut service_graph, files, now_unix_nanos);
+                drop(service_graph);
+                if let Some(consistency) = &aggregators.consistency_opt {
+                    consistency.lock().observe(&spans, now_unix_nanos);
+                }
             }
             Message::Tick => {
                 let files = &aggregators.files;
@@ -66,10 +74,19 @@ fn run(aggregators: &Aggregators, mut receiver: mpsc::UnboundedReceiver<Message>
                 let cutoff = persist_closed_service_graph(&mut service_graph, files, now_unix_nanos);
                 service_graph.remove_stale_edges(cutoff);
                 drop(service_graph);
+                if let Some(consistency) = &aggregators.consistency_opt {
+                    let mut consistency = consistency.lock();
+                    consistency.expire(now_unix_nanos);
+                    let cutoff = now_unix_nanos.saturating_sub(consistency.config().window_nanos());
+                    consistency.remove_intervals_before(cutoff);
+                }
                 files.expire(now_unix_nanos);
             }
             Message::Sync(reply) => {
                 aggregators.service_graph.lock().expire(now_unix_nanos);
+                if let Some(consistency) = &aggregators.consistency_opt {
+                    consistency.lock().expire(now_unix_nanos);
+                }
                 let _ = reply.send(());
             }
             Message::Persist(reply) => {
