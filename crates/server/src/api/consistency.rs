@@ -3,10 +3,10 @@
 //! integers (unix nanoseconds, LWW timestamps exceed what a JSON number holds exactly),
 //! durations in milliseconds are numbers. IDs are lowercase hex.
 //!
-//! - `GET /api/v1/consistency/stale-reads?start=&end=&service=&key=&classification=&limit=`:
+//! - `GET /api/v1/consistency/stale-reads?start=&end=&service=&key=&classification=&traceId=&limit=`:
 //!   the stale reads kept in memory whose read started in `[start, end)`, newest first, at
 //!   most `limit` (default 100, at most 10,000); `service` matches the reading or the writing
-//!   service; `classification` is `expected`, `violation` or `unknown`. `{"staleReads": [{"key",
+//!   service; `traceId` the trace of the read or of the write; `classification` is `expected`, `violation` or `unknown`. `{"staleReads": [{"key",
 //!   "system", "collection", "read": {"traceId", "spanId", "service", "region", "level",
 //!   "returnedVersion", "startTimeUnixNano"}, "write": {"traceId", "spanId", "service",
 //!   "region", "level", "version", "acknowledgedUnixNano"}, "stalenessNanos",
@@ -18,8 +18,9 @@
 //!   "series": [{"startTimeUnixNano", "count", "minMillis", "maxMillis", "p50Millis",
 //!   "p99Millis"}], "exemplars": [{"traceId", "spanId", "lagNanos", "timeUnixNano"}]}]}`.
 //!   Quantiles are interpolated within the histogram's buckets; min and max are exact.
-//! - `GET /api/v1/consistency/conflicts?start=&end=&key=&limit=`: conflicts whose apply
-//!   started in `[start, end)`, newest first: `{"conflicts": [{"key", "region",
+//! - `GET /api/v1/consistency/conflicts?start=&end=&key=&traceId=&limit=`: conflicts whose
+//!   apply started in `[start, end)` (`traceId`: the apply's or a version's write's trace),
+//!   newest first: `{"conflicts": [{"key", "region",
 //!   "sourceRegion", "resolution", "apply": {"traceId", "spanId", "startTimeUnixNano"},
 //!   "winner": {"version", "write"}, "losers": [{"version", "write"}], "explanation"}],
 //!   "matched", "truncated"}` (`write`: `{"traceId", "spanId", "service", "region", "level",
@@ -45,7 +46,7 @@ use serde_json::{Value, json};
 use sextant_metrics::consistency::{
     Classification, ConflictVersion, ConsistencyAnalyzer, LagStats, StaleRead, WriteRecord,
 };
-use sextant_model::now_unix_nanos;
+use sextant_model::{TraceId, now_unix_nanos};
 
 use super::params::parse_timestamp;
 use super::{ApiError, ApiState};
@@ -84,6 +85,8 @@ pub struct FindingsQuery {
     pub service_opt: Option<String>,
     pub key_opt: Option<String>,
     pub classification_opt: Option<Classification>,
+    /// A finding matches when one of its spans (read, write, apply) is in this trace.
+    pub trace_id_opt: Option<TraceId>,
     pub limit: usize,
 }
 
@@ -96,6 +99,7 @@ pub fn parse_findings_query(params: &[(String, String)], allowed: &[&str]) -> Re
         service_opt: None,
         key_opt: None,
         classification_opt: None,
+        trace_id_opt: None,
         limit: DEFAULT_LIMIT,
     };
     for (key, value) in params {
@@ -111,6 +115,10 @@ pub fn parse_findings_query(params: &[(String, String)], allowed: &[&str]) -> Re
             }
             "service" if allowed.contains(&"service") => query.service_opt = Some(value.clone()),
             "key" if allowed.contains(&"key") => query.key_opt = Some(value.clone()),
+            "traceId" if allowed.contains(&"traceId") => {
+                let trace_id = TraceId::parse_hex(value).map_err(|e| bad(format!("traceId: {e}")))?;
+                query.trace_id_opt = Some(trace_id);
+            }
             "classification" if allowed.contains(&"classification") => {
                 query.classification_opt =
                     Some(Classification::parse(value).ok_or_else(|| {
@@ -126,6 +134,11 @@ pub fn parse_findings_query(params: &[(String, String)], allowed: &[&str]) -> Re
 impl FindingsQuery {
     fn in_range(&self, unix_nanos: u64) -> bool {
         self.start_opt.is_none_or(|start| unix_nanos >= start) && self.end_opt.is_none_or(|end| unix_nanos < end)
+    }
+
+    /// Whether the finding whose spans are in `traces` passes the `traceId` filter.
+    fn in_trace(&self, mut traces: impl Iterator<Item = TraceId>) -> bool {
+        self.trace_id_opt.is_none_or(|wanted| traces.any(|t| t == wanted))
     }
 }
 
@@ -171,7 +184,7 @@ pub async fn stale_reads(
     State(state): State<Arc<ApiState>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parse_findings_query(&params, &["service", "key", "classification"])?;
+    let query = parse_findings_query(&params, &["service", "key", "classification", "traceId"])?;
     read(&state, move |analyzer| {
         let mut matched: Vec<&StaleRead> = analyzer
             .stale_reads()
@@ -180,6 +193,7 @@ pub async fn stale_reads(
                     && query.key_opt.as_ref().is_none_or(|k| *k == s.key)
                     && query.service_opt.as_ref().is_none_or(|v| *v == s.read_service || *v == s.write.service)
                     && query.classification_opt.is_none_or(|c| c == s.classification)
+                    && query.in_trace([s.read.trace_id, s.write.trace_id].into_iter())
             })
             .collect();
         matched.sort_by_key(|s| std::cmp::Reverse(s.read_start_unix_nanos));
@@ -266,11 +280,16 @@ pub async fn conflicts(
     State(state): State<Arc<ApiState>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parse_findings_query(&params, &["key"])?;
+    let query = parse_findings_query(&params, &["key", "traceId"])?;
     read(&state, move |analyzer| {
         let mut matched: Vec<_> = analyzer
             .conflicts()
-            .filter(|c| query.in_range(c.apply_start_unix_nanos) && query.key_opt.as_ref().is_none_or(|k| *k == c.key))
+            .filter(|c| {
+                let writes = std::iter::once(&c.winner).chain(&c.losers).filter_map(|v| v.write_opt.as_ref());
+                query.in_range(c.apply_start_unix_nanos)
+                    && query.key_opt.as_ref().is_none_or(|k| *k == c.key)
+                    && query.in_trace(std::iter::once(c.apply.trace_id).chain(writes.map(|w| w.trace_id)))
+            })
             .collect();
         matched.sort_by_key(|c| std::cmp::Reverse(c.apply_start_unix_nanos));
         let found: Vec<Value> = matched

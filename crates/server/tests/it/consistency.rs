@@ -128,6 +128,20 @@ async fn replication_lag_stale_reads_and_lags_match_the_ground_truth() {
         // Weak reads (ONE, or LOCAL_QUORUM in another region than the write) may miss a write.
         assert_eq!(finding["classification"], "expected", "{finding}");
     }
+    // By trace: the stale reads whose read or write is in one trace, for the trace view.
+    let read_trace = text(&findings[0]["read"]["traceId"]);
+    let in_trace: BTreeSet<String> = findings
+        .iter()
+        .filter(|f| text(&f["read"]["traceId"]) == read_trace || text(&f["write"]["traceId"]) == read_trace)
+        .map(|f| text(&f["read"]["spanId"]))
+        .collect();
+    let url = format!("/api/v1/consistency/stale-reads?limit=10000&traceId={read_trace}");
+    let (_, by_trace) = get_json(&query_url(&server, &url)).await;
+    let by_trace: BTreeSet<String> =
+        by_trace["staleReads"].as_array().unwrap().iter().map(|f| text(&f["read"]["spanId"])).collect();
+    assert_eq!(by_trace, in_trace);
+    let (status, _) = get_json(&query_url(&server, "/api/v1/consistency/stale-reads?traceId=xyz")).await;
+    assert_eq!(status, 400);
     let counters = &levels["counters"];
     assert_eq!(counters["staleReads"], expected.len());
     assert_eq!(counters["appliesWithoutWrite"], 0, "{counters}");
@@ -238,6 +252,13 @@ async fn price_conflicts_are_explained_as_the_ground_truth_records_them() {
         })
         .collect();
     assert_eq!(reported, expected);
+    // By trace: a conflict is found from its apply's trace.
+    let apply_trace = text(&conflicts[0]["apply"]["traceId"]);
+    let url = format!("/api/v1/consistency/conflicts?limit=10000&traceId={apply_trace}");
+    let (_, by_trace) = get_json(&query_url(&server, &url)).await;
+    let by_trace = by_trace["conflicts"].as_array().unwrap();
+    assert!(by_trace.iter().any(|c| c["apply"]["spanId"] == conflicts[0]["apply"]["spanId"]));
+    assert!(by_trace.len() < conflicts.len(), "other traces' conflicts are left out");
     for conflict in conflicts {
         assert_eq!(conflict["resolution"], "lww");
         // Both writes of a conflicting pair are known, so the explanation names them.
