@@ -50,6 +50,22 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub metrics: RawMetrics,
     pub alerting: RawAlerting,
+    pub processes: RawProcesses,
+}
+
+/// Business processes (`crates/server/src/processes/`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawProcesses {
+    /// Span or resource attribute keys that hold a business process ID, tried in order
+    /// (baggage entries recorded as span attributes count under their own key).
+    pub keys: Vec<String>,
+}
+
+impl Default for RawProcesses {
+    fn default() -> Self {
+        RawProcesses { keys: crate::processes::default_process_keys() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -207,6 +223,7 @@ impl Default for RawConfig {
             storage: RawStorage::default(),
             metrics: RawMetrics::default(),
             alerting: RawAlerting::default(),
+            processes: RawProcesses::default(),
         }
     }
 }
@@ -278,6 +295,8 @@ pub struct Config {
     pub metrics_opt: Option<MetricsOptions>,
     /// `None` when `alerting.enabled` is false.
     pub alerting_opt: Option<AlertingOptions>,
+    /// `processes.keys`: at least one, none empty.
+    pub process_keys: Vec<String>,
 }
 
 /// Command-line values that override everything else.
@@ -374,6 +393,10 @@ impl RawConfig {
         }
         let metrics_opt = self.metrics.resolve()?;
         let alerting_opt = self.alerting.resolve()?;
+        let process_keys = &self.processes.keys;
+        if process_keys.is_empty() || process_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(invalid("processes.keys", "needs at least one key, and no empty key"));
+        }
         Ok(Config {
             log_level: self.log_level.clone(),
             otlp_grpc_address: address("receivers.otlp_grpc_address", &r.otlp_grpc_address)?,
@@ -388,6 +411,7 @@ impl RawConfig {
             engine,
             metrics_opt,
             alerting_opt,
+            process_keys: process_keys.clone(),
         })
     }
 
@@ -629,6 +653,9 @@ mod tests {
         assert_eq!(metrics.service_graph.wait_seconds, 0);
         assert_eq!(metrics.max_queued_spans, 7);
         assert!(load_str("", &[("SEXTANT_METRICS_ENABLED", "false")]).unwrap().metrics_opt.is_none());
+        let keys = load_str("", &[("SEXTANT_PROCESSES_KEYS", "order.id,business_process.id")]).unwrap().process_keys;
+        assert_eq!(keys, ["order.id", "business_process.id"]);
+        assert_eq!(load_str("", &[]).unwrap().process_keys, ["business_process.id"]);
         let without_consistency = load_str("[metrics.consistency]\nenabled = false\nmax_keys = 0\n", &[]).unwrap();
         assert!(without_consistency.metrics_opt.unwrap().consistency_opt.is_none(), "not validated when disabled");
     }
@@ -646,6 +673,8 @@ mod tests {
             ("[metrics.span_metrics]\ninterval = 60\n", vec![], "interval"),
             ("[metrics]\nmax_queued_spans = 0\n", vec![], "metrics.max_queued_spans"),
             ("[metrics.consistency]\nmax_keys = 0\n", vec![], "metrics.consistency.max_keys"),
+            ("[processes]\nkeys = []\n", vec![], "processes.keys"),
+            ("[processes]\nkeys = [\"order.id\", \" \"]\n", vec![], "processes.keys"),
             ("", vec![("SEXTANT_METRICS_SPAN_METRICS_LATENCY_BUCKETS_SECONDS", "fast")], "latency_buckets_seconds"),
         ] {
             let err = load_str(text, &env).unwrap_err().to_string();

@@ -144,6 +144,7 @@ impl Server {
             metrics: query_metrics,
             derived_opt: derived_opt.clone(),
             alerting_opt: alerting_opt.clone(),
+            process_keys: config.process_keys.clone(),
         });
 
         let grpc = ingest::otlp_grpc::service(pipeline.clone());

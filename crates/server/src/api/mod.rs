@@ -57,6 +57,8 @@ pub struct ApiState {
     pub derived_opt: Option<Arc<DerivedMetrics>>,
     /// Alert rules and alerts; `None` when alerting or the span metrics are disabled.
     pub alerting_opt: Option<Arc<Alerting>>,
+    /// The attribute keys of a business process ID (`processes.keys`).
+    pub process_keys: Vec<String>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {

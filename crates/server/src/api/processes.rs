@@ -36,7 +36,7 @@ use super::{ApiError, ApiState};
 use crate::processes::find::{ProcessSummary, TraceLink, load_process, search_processes, trace_links};
 use crate::processes::hops::{DESTINATION_KEY, MESSAGING_SYSTEM_KEY, string_attribute};
 use crate::processes::timeline::Timeline;
-use crate::processes::{Limits, carries, default_process_keys};
+use crate::processes::{Limits, carries};
 
 const DEFAULT_PROCESS_LIMIT: usize = 20;
 
@@ -158,11 +158,11 @@ pub async fn process(
     if id.is_empty() {
         return Err(ApiError::bad_request("invalid_process_id", "the process ID is empty"));
     }
-    let keys = default_process_keys();
-    let (timeline, partial) = load_process(&state.engine, &keys, &id, range, Limits::default())
+    let keys = &state.process_keys;
+    let (timeline, partial) = load_process(&state.engine, keys, &id, range, Limits::default())
         .await?
         .ok_or_else(|| ApiError::not_found("process_not_found", format!("no trace carries process ID {id:?}")))?;
-    Ok(Json(timeline_json(&timeline, &keys, partial)))
+    Ok(Json(timeline_json(&timeline, keys, partial)))
 }
 
 fn summary_json(process: &ProcessSummary) -> Value {
@@ -196,8 +196,8 @@ pub async fn processes(
         }
     }
     let query = parse_search(&search_params)?;
-    let keys = default_process_keys();
-    let (found, partial) = search_processes(&state.engine, &keys, query, limit, Limits::default()).await?;
+    let keys = &state.process_keys;
+    let (found, partial) = search_processes(&state.engine, keys, query, limit, Limits::default()).await?;
     Ok(Json(json!({ "processes": found.iter().map(summary_json).collect::<Vec<_>>(), "partial": partial })))
 }
 
@@ -217,7 +217,7 @@ pub async fn links(State(state): State<Arc<ApiState>>, Path(trace_id): Path<Stri
     let id = TraceId::parse_hex(&trace_id).map_err(|e| {
         ApiError::bad_request("invalid_trace_id", format!("{e}; expected 32 (or 16) hexadecimal digits"))
     })?;
-    let links = trace_links(&state.engine, &default_process_keys(), id, Limits::default())
+    let links = trace_links(&state.engine, &state.process_keys, id, Limits::default())
         .await?
         .ok_or_else(|| ApiError::not_found("trace_not_found", format!("trace {id} not found")))?;
     Ok(Json(json!({

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sextant_server::demo::scenario::Scenario;
 use sextant_server::demo::{DemoArgs, run};
 
-use crate::support::{get_json, query_url, start_server};
+use crate::support::{get_json, post_otlp_json, query_url, start_server, start_server_with};
 
 fn nanos(value: &Value) -> i128 {
     value.as_str().unwrap_or_else(|| panic!("{value} is not a string of nanoseconds")).parse().unwrap()
@@ -166,5 +166,35 @@ async fn process_view_assembles_every_step_of_an_order_and_backlinks_reach_its_c
     assert_eq!(status, 404);
     let (status, _) = get_json(&query_url(&server, &format!("/api/v1/traces/{}/links", "ab".repeat(16)))).await;
     assert_eq!(status, 404);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn process_keys_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(dir.path(), &[("SEXTANT_PROCESSES_KEYS", "order.number,business_process.id")]).await;
+    let now = sextant_model::now_unix_nanos();
+    // Two traces of order 77: one names it with the configured key (an integer), one with the default.
+    let span = |trace: &str, id: &str, name: &str, start: u64, key: &str, value: Value| {
+        json!({"traceId": trace, "spanId": id, "name": name, "kind": 2,
+               "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 1_000_000).to_string(),
+               "attributes": [{"key": key, "value": value}]})
+    };
+    let body = json!({"resourceSpans": [{"resource": {"attributes": [
+    {"key": "service.name", "value": {"stringValue": "order"}}]},
+    "scopeSpans": [{"spans": [
+        span("000000000000000000000000000000b1", "00000000000000b1", "POST /orders", now - 5_000_000_000,
+             "order.number", json!({"intValue": "77"})),
+        span("000000000000000000000000000000b2", "00000000000000b2", "ship", now - 2_000_000_000,
+             "business_process.id", json!({"stringValue": "77"})),
+        span("000000000000000000000000000000b3", "00000000000000b3", "unrelated", now - 1_000_000_000,
+             "customer.id", json!({"stringValue": "77"})),
+    ]}]}]});
+    post_otlp_json(&server, &body).await;
+    let (status, view) = get_json(&query_url(&server, "/api/v1/processes/77")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(strings(&view["keys"]), ["order.number", "business_process.id"]);
+    let steps: Vec<&str> = view["steps"].as_array().unwrap().iter().map(|s| s["traceId"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["000000000000000000000000000000b1", "000000000000000000000000000000b2"]);
     server.shutdown().await.unwrap();
 }
