@@ -7,7 +7,7 @@
 //! - [`api`]: the query port: native HTTP API and `/metrics`;
 //! - [`processes`]: business process timelines, producer → consumer hops, trace links;
 //! - [`serve`]: starts and stops all of it;
-//! - [`bench`]: `sextant bench`, benchmarks of a real server;
+//! - [`bench`](mod@bench): `sextant bench`, benchmarks of a real server;
 //! - [`demo`]: `sextant demo`, a simulated multi-region shop sending OTLP.
 
 pub mod alerting;
