@@ -4,7 +4,10 @@
 # the sources build to, starts an already built sextant on loopback ports of its own with an
 # empty data directory, checks how the query port serves the UI, and runs the Playwright
 # tests (ui/test/*.test.mjs), which send their traces over OTLP/HTTP JSON, after `sextant
-# demo` traffic dated two days back (its ground truth in $SEXTANT_DEMO_TRUTH).
+# demo` traffic dated two days back (its ground truth in $SEXTANT_DEMO_TRUTH): the
+# `replication-lag` scenario, whose stale reads, conflicts and replication lag the
+# consistency tests look for. The server judges reads 1 s after they arrive and keeps two
+# days and a bit of lag intervals, so the demo's lag series are still in memory.
 #
 # Usage: scripts/ui-test.sh [path/to/sextant]   (default: $CARGO_TARGET_DIR/debug/sextant)
 set -euo pipefail
@@ -55,6 +58,9 @@ export SEXTANT_QUERY_TEMPO_ADDRESS=127.0.0.1:23300
 export SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS=127.0.0.1:24417
 export SEXTANT_RECEIVERS_OTLP_HTTP_ADDRESS=127.0.0.1:24418
 export SEXTANT_RECEIVERS_ZIPKIN_ADDRESS=127.0.0.1:29511
+# Reads judged 1 s after arrival; 12,000 lag intervals of 15 s (50 h) reach the demo's.
+export SEXTANT_METRICS_CONSISTENCY_WAIT_SECONDS=1
+export SEXTANT_METRICS_CONSISTENCY_MAX_INTERVALS=12000
 ui="http://$SEXTANT_QUERY_ADDRESS"
 
 echo "==> starting sextant"
@@ -84,14 +90,20 @@ status="$(curl -s -o "$work/404.json" -w '%{http_code}' "$ui/api/v1/no-such-endp
 [[ "$status" == 404 ]] || fail "an unknown /api path answered $status"
 grep -q '"code":"not_found"' "$work/404.json" || fail "an unknown /api path did not answer the JSON error"
 
-echo "==> demo traffic two days back (business processes and message hops; outside the default ranges)"
-"$binary" demo --endpoint "$SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS" --traces 80 --seed 5 \
-  --start-unix-nanos "$((($(date +%s) - 2 * 86400) * 1000000000))" \
+echo "==> demo traffic two days back (business processes, message hops, stale reads, conflicts; outside the default ranges)"
+# 400 traces at 3 a second: 133 s of simulated traffic, nine lag intervals.
+"$binary" demo --endpoint "$SEXTANT_RECEIVERS_OTLP_GRPC_ADDRESS" --traces 400 --rate 3 --seed 42 \
+  --scenario replication-lag --start-unix-nanos "$((($(date +%s) - 2 * 86400) * 1000000000))" \
   --ground-truth "$work/demo-truth.jsonl" >"$work/demo.log" 2>&1 || {
   cat "$work/demo.log" >&2
   fail "sextant demo failed"
 }
 export SEXTANT_DEMO_TRUTH="$work/demo-truth.jsonl"
+# The tests count the findings: wait until every read and apply has been judged.
+for _ in $(seq 100); do
+  if curl -sf "$ui/api/v1/consistency/levels" | grep -q '"pending":0[,}]'; then break; fi
+  sleep 0.1
+done
 
 echo "==> browser tests"
 export SEXTANT_UI_URL="$ui"

@@ -1,6 +1,7 @@
 // The shell: navigation, theme and the page for the current path.
 import { useEffect, useState } from 'preact/hooks';
 import { ComparePage } from './pages/Compare';
+import { ConsistencyPage } from './pages/Consistency';
 import { ProcessPage } from './pages/Process';
 import { ProcessesPage } from './pages/Processes';
 import { SearchPage } from './pages/Search';
@@ -27,6 +28,7 @@ function page(route: Route) {
   if (path === '/processes') return <ProcessesPage route={route} />;
   if (path === '/compare') return <ComparePage route={route} />;
   if (path === '/map') return <ServiceMapPage route={route} />;
+  if (path === '/consistency') return <ConsistencyPage route={route} />;
   if (path === '/' || path === '/search') return <SearchPage route={route} />;
   return <div class="state empty">No page at {route.path}.</div>;
 }
@@ -38,6 +40,7 @@ const TITLES: [RegExp, string][] = [
   [/^\/processes/, 'Processes'],
   [/^\/compare/, 'Compare'],
   [/^\/map/, 'Service map'],
+  [/^\/consistency/, 'Consistency'],
 ];
 
 export function App() {
@@ -69,6 +72,9 @@ export function App() {
         </a>
         <a class={active('/compare')} href="/compare">
           Compare
+        </a>
+        <a class={active('/consistency')} href="/consistency">
+          Consistency
         </a>
         <span class="spacer" />
         <button

@@ -1,7 +1,7 @@
 // The query port's JSON APIs the UI reads (crates/server/src/api/native*.rs,
-// derived_metrics.rs and processes.rs). Every call answers the decoded JSON or throws an
-// ApiError carrying the server's message (`{"error": {"code", "message"}}`) and the HTTP
-// status.
+// derived_metrics.rs, processes.rs and consistency.rs). Every call answers the decoded JSON
+// or throws an ApiError carrying the server's message (`{"error": {"code", "message"}}`) and
+// the HTTP status.
 
 export class ApiError extends Error {
   constructor(
@@ -212,6 +212,112 @@ export interface TraceLinksAnswer {
   partial: boolean;
 }
 
+/** The consistency analysis (crates/server/src/api/consistency.rs): a read or write span. */
+export interface ConsistencyRead {
+  traceId: string;
+  spanId: string;
+  service: string;
+  region: string;
+  level: string;
+  returnedVersion: string;
+  startTimeUnixNano: string;
+}
+export interface ConsistencyWrite {
+  traceId: string;
+  spanId: string;
+  service: string;
+  region: string;
+  level: string;
+  version: string;
+  acknowledgedUnixNano: string;
+}
+export type Classification = 'expected' | 'violation' | 'unknown';
+export const CLASSIFICATIONS: Classification[] = ['violation', 'unknown', 'expected'];
+export interface StaleRead {
+  key: string;
+  system: string;
+  collection: string;
+  read: ConsistencyRead;
+  write: ConsistencyWrite;
+  stalenessNanos: string;
+  stalenessMillis: number;
+  classification: Classification;
+  reason: string;
+}
+export interface StaleReadsAnswer {
+  staleReads: StaleRead[];
+  matched: number;
+  truncated: boolean;
+}
+export interface LagPoint {
+  startTimeUnixNano: string;
+  count: number;
+  minMillis: number;
+  maxMillis: number;
+  p50Millis: number | null;
+  p99Millis: number | null;
+}
+export interface LagPair {
+  sourceRegion: string;
+  replicaRegion: string;
+  count: number;
+  minMillis: number;
+  maxMillis: number;
+  meanMillis: number;
+  p50Millis: number | null;
+  p90Millis: number | null;
+  p99Millis: number | null;
+  series: LagPoint[];
+  exemplars: { traceId: string; spanId: string; lagNanos: string; timeUnixNano: string }[];
+}
+export interface ReplicationLagAnswer {
+  intervalSeconds: number;
+  pairs: LagPair[];
+}
+export interface ConflictVersion {
+  version: string;
+  write: ConsistencyWrite | null;
+}
+export interface Conflict {
+  key: string;
+  region: string;
+  sourceRegion: string;
+  resolution: string;
+  apply: { traceId: string; spanId: string; startTimeUnixNano: string };
+  winner: ConflictVersion;
+  losers: ConflictVersion[];
+  explanation: string;
+}
+export interface ConflictsAnswer {
+  conflicts: Conflict[];
+  matched: number;
+  truncated: boolean;
+}
+export interface LevelUsage {
+  service: string;
+  system: string;
+  collection: string;
+  operation: string;
+  level: string;
+  access: 'read' | 'write';
+  spans: number;
+}
+export interface RiskyPattern {
+  service: string;
+  collection: string;
+  readLevel: string;
+  writeLevel: string;
+  reads: number;
+  staleReads: number;
+  example: { traceId: string; spanId: string };
+}
+export interface LevelsAnswer {
+  usage: LevelUsage[];
+  riskyPatterns: RiskyPattern[];
+  staleReadsByRegion: { sourceRegion: string; replicaRegion: string; classification: Classification; count: number }[];
+  counters: Record<string, number>;
+}
+
 /** The attribute keys that hold a business process ID (the server's default). */
 export const PROCESS_KEYS = ['business_process.id'];
 
@@ -240,4 +346,11 @@ export const api = {
     getJson<{ processes: ProcessSummary[]; partial: boolean }>(`/api/v1/processes?${query}`, signal),
   traceLinks: (id: string, signal?: AbortSignal) =>
     getJson<TraceLinksAnswer>(`/api/v1/traces/${encodeURIComponent(id)}/links`, signal),
+  staleReads: (query: string, signal?: AbortSignal) =>
+    getJson<StaleReadsAnswer>(`/api/v1/consistency/stale-reads?${query}`, signal),
+  replicationLag: (query: string, signal?: AbortSignal) =>
+    getJson<ReplicationLagAnswer>(`/api/v1/consistency/replication-lag?${query}`, signal),
+  conflicts: (query: string, signal?: AbortSignal) =>
+    getJson<ConflictsAnswer>(`/api/v1/consistency/conflicts?${query}`, signal),
+  consistencyLevels: (signal?: AbortSignal) => getJson<LevelsAnswer>('/api/v1/consistency/levels', signal),
 };

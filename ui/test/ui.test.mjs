@@ -24,6 +24,44 @@ function demoOrder() {
   return order;
 }
 
+/** The demo's ground-truth records of `type`; versions and times (integers beyond 2^53) as strings. */
+function demoRecords(type) {
+  return readFileSync(DEMO_TRUTH, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line.replace(/(:|,|\[)(\d{16,})(?=[,\]}])/g, '$1"$2"')))
+    .filter((r) => r.type === type);
+}
+
+/** Unix milliseconds as the local date-time the time range picker writes (`start`, `end`). */
+function localDateTime(ms) {
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** `start=…&end=…`: an absolute range around the demo's replications, a minute either side. */
+function demoRange() {
+  return demoWindow().query;
+}
+
+/** The demo's replications, a minute either side, in unix milliseconds (whole seconds). */
+function demoWindow() {
+  const times = demoRecords('replication').flatMap((r) => [r.acknowledged_unix_nanos, r.applied_unix_nanos]);
+  const millis = times.map((nanos) => Number(BigInt(nanos) / 1_000_000n));
+  const start = Math.floor((Math.min(...millis) - 60_000) / 1000) * 1000;
+  const end = Math.ceil((Math.max(...millis) + 60_000) / 1000) * 1000;
+  const query = `start=${encodeURIComponent(localDateTime(start))}&end=${encodeURIComponent(localDateTime(end))}`;
+  return { start, end, query };
+}
+
+/** A duration as the UI formats it (`994ms`, `1.03s`) in milliseconds. */
+function parseMillis(text) {
+  const match = /^([\d.]+)(μs|ms|s)$/.exec(text.trim());
+  assert.ok(match, `a duration: ${text}`);
+  return Number(match[1]) * { μs: 1e-3, ms: 1, s: 1000 }[match[2]];
+}
+
 let browser;
 let page;
 let ids;
@@ -348,6 +386,247 @@ test('the process search finds the order over the last 7 days', { skip: NO_DEMO 
   await row.getByRole('link').click();
   await page.waitForURL(`**/processes/${order.id}`);
   await page.locator('.step-row').first().waitFor();
+});
+
+test('the consistency page shows the replication lag of the demo per region pair', { skip: NO_DEMO }, async () => {
+  const replications = demoRecords('replication');
+  const pairs = [...new Set(replications.map((r) => `${r.source_region} → ${r.replica_region}`))].sort();
+  await page.goto(`${UI}/`);
+  await page.getByRole('navigation').getByRole('link', { name: 'Consistency' }).click();
+  await page.waitForURL('**/consistency');
+  await page.goto(`${UI}/consistency?${demoRange()}`);
+  await page.locator('.lag-pair').first().waitFor();
+  assert.equal(await page.getByLabel('Time range').inputValue(), 'custom', 'the absolute range is kept in the URL');
+  const shown = await page.locator('.lag-pair').evaluateAll((charts) => charts.map((c) => c.dataset.pair));
+  assert.deepEqual(shown.sort(), pairs, 'one chart per region pair the demo replicated between');
+  for (const pair of pairs) {
+    const chart = page.locator(`.lag-pair[data-pair="${pair}"]`);
+    assert.ok((await chart.locator('.c-p50').count()) >= 1, `${pair}: a p50 line`);
+    assert.ok((await chart.locator('.c-p99').count()) >= 1, `${pair}: a p99 line`);
+  }
+  assert.equal(await page.getByTestId('apply-count').textContent(), String(replications.length));
+  const rows = page.locator('.lag-row');
+  assert.equal(await rows.count(), pairs.length);
+  for (const pair of pairs) {
+    const applies = replications.filter((r) => `${r.source_region} → ${r.replica_region}` === pair).length;
+    const row = rows.filter({ hasText: pair });
+    assert.equal(await row.locator('td').nth(1).textContent(), String(applies), `${pair}: applies`);
+    // The slowest apply of the pair, as the ground truth delayed it.
+    const max = Math.max(
+      ...replications
+        .filter((r) => `${r.source_region} → ${r.replica_region}` === pair)
+        .map((r) => Number(r.delay_nanos) / 1e6),
+    );
+    const shownMax = parseMillis(await row.locator('td').nth(4).textContent());
+    assert.ok(Math.abs(shownMax - max) <= max * 0.01, `${pair}: max ${shownMax} ≈ ${max}`);
+  }
+  await shot('consistency');
+  // An exemplar opens its replica apply span.
+  const exemplar = rows.first().locator('a.exemplar-link').first();
+  const url = new URL(await exemplar.getAttribute('href'), UI);
+  await exemplar.click();
+  await page.waitForURL(`**${url.pathname}${url.search}`);
+  const selected = page.locator('.span-row.selected');
+  await selected.waitFor();
+  assert.equal(await selected.getAttribute('data-span-id'), url.searchParams.get('span'));
+  assert.match(await selected.textContent(), /db\.replication\.apply/);
+});
+
+test(
+  'the consistency page lists exactly the stale reads of the demo, by region pair and over time',
+  { skip: NO_DEMO },
+  async () => {
+    const truth = demoRecords('stale_read');
+    assert.ok(truth.length > 0, 'the demo injected stale reads');
+    await page.goto(`${UI}/consistency?${demoRange()}`);
+    await page.locator('.stale-row').first().waitFor();
+    assert.equal(await page.getByTestId('stale-count').textContent(), String(truth.length));
+    assert.equal(await page.locator('.stale-row').count(), truth.length);
+    const rows = await page
+      .locator('.stale-row')
+      .evaluateAll((rows) => rows.map((row) => [row.dataset.readSpan, row.dataset.writeSpan]));
+    assert.deepEqual(
+      rows.sort(),
+      truth.map((r) => [r.span_id, r.write_span_id]).sort(),
+      'each stale read with the write it missed',
+    );
+    // Per (write region → read region) pair.
+    const byPair = new Map();
+    for (const r of truth)
+      byPair.set(`${r.write_region} → ${r.region}`, (byPair.get(`${r.write_region} → ${r.region}`) ?? 0) + 1);
+    const pairRows = page.locator('.stale-pair-row');
+    assert.equal(await pairRows.count(), byPair.size);
+    for (const [pair, count] of byPair) {
+      const cells = await pairRows.filter({ hasText: pair }).locator('td.num').allTextContents();
+      assert.equal(
+        cells.reduce((sum, cell) => sum + Number(cell), 0),
+        count,
+        `${pair}: stale reads`,
+      );
+    }
+    // Over time: one line per classification present, summing to every stale read.
+    const chart = page.getByRole('img', { name: /^Stale reads per/ });
+    assert.ok((await chart.locator('polyline.line, circle.dot').count()) >= 1);
+    // The classification filter is kept in the URL (across a reload) and lists what the API finds.
+    const { start, end } = demoWindow();
+    for (const classification of ['expected', 'violation']) {
+      await page.getByLabel('Classification', { exact: true }).selectOption(classification);
+      await page.waitForURL((url) => url.searchParams.get('classification') === classification);
+      await page.reload();
+      assert.equal(await page.getByLabel('Classification', { exact: true }).inputValue(), classification);
+      const query = new URLSearchParams({ classification, start: `${start}000000`, end: `${end}000000` });
+      const answer = await (await fetch(`${UI}/api/v1/consistency/stale-reads?${query}`)).json();
+      await page.getByTestId('stale-count').waitFor();
+      assert.equal(await page.getByTestId('stale-count').textContent(), String(answer.matched));
+      assert.equal(await page.locator('.stale-row').count(), answer.matched);
+      const classes = await page.locator('.stale-row .badge').allTextContents();
+      assert.ok(
+        classes.every((c) => c === classification),
+        `only ${classification} stale reads`,
+      );
+      if (answer.matched === 0) {
+        const empty = page.locator('section[aria-label="Stale reads"] .state.empty');
+        assert.match(await empty.textContent(), /matches the filters/);
+      }
+    }
+    const all = await (
+      await fetch(`${UI}/api/v1/consistency/stale-reads?start=${start}000000&end=${end}000000`)
+    ).json();
+    assert.equal(all.matched, truth.length, 'the analysis found every injected stale read, and no other');
+  },
+);
+
+test(
+  'a stale read opens the read trace at its span, annotated with the write it missed',
+  { skip: NO_DEMO },
+  async () => {
+    const stale = demoRecords('stale_read')[0];
+    const sameKey = demoRecords('stale_read').filter((r) => r.key === stale.key);
+    await page.goto(`${UI}/consistency?${demoRange()}&key=${encodeURIComponent(stale.key)}`);
+    await page.locator('.stale-row').first().waitFor();
+    assert.equal(await page.getByLabel('Key filter').inputValue(), stale.key);
+    assert.equal(await page.locator('.stale-row').count(), sameKey.length, `the stale reads of ${stale.key}`);
+    await page.locator(`.stale-row[data-read-span="${stale.span_id}"] a.read-link`).click();
+    await page.waitForURL(`**/trace/${stale.trace_id}?span=${stale.span_id}`);
+    const selected = page.locator('.span-row.selected');
+    await selected.waitFor();
+    assert.equal(await selected.getAttribute('data-span-id'), stale.span_id);
+    await selected.locator('.badge.stale-read').waitFor();
+    assert.equal(await selected.locator('.badge.stale-read').textContent(), 'stale read');
+    const section = page
+      .getByRole('complementary', { name: 'Span details' })
+      .getByRole('region', { name: 'Consistency' });
+    await section.waitFor();
+    const missed = section.locator('a.missed-write-link');
+    assert.equal(await missed.getAttribute('href'), `/trace/${stale.write_trace_id}?span=${stale.write_span_id}`);
+    assert.match(await missed.textContent(), new RegExp(`${stale.write_region} at ${stale.write_level}`));
+    const text = await section.textContent();
+    assert.ok(text.includes(stale.key), 'names the key');
+    assert.ok(text.includes(stale.newer_version), 'names the version it missed');
+    assert.match(text, new RegExp(`${stale.region} at ${stale.level}`), 'the region and level of the read');
+    assert.match(text, /expected|violation|unknown/);
+    const staleness = parseMillis(await section.getByTestId('staleness').textContent());
+    const truthMillis = Number(stale.staleness_nanos) / 1e6;
+    assert.ok(Math.abs(staleness - truthMillis) <= truthMillis * 0.01, `staleness ${staleness} ≈ ${truthMillis}`);
+    assert.match(await page.getByTestId('trace-consistency').textContent(), new RegExp(`stale read of ${stale.key}`));
+    await shot('consistency-trace');
+    // The missed write opens its trace at its span, marked as missed.
+    await missed.click();
+    await page.waitForURL(`**/trace/${stale.write_trace_id}?span=${stale.write_span_id}`);
+    const write = page.locator(`.span-row[data-span-id="${stale.write_span_id}"]`);
+    await write.locator('.badge.missed-write').waitFor();
+    assert.equal(await page.locator('.span-row.selected').getAttribute('data-span-id'), stale.write_span_id);
+  },
+);
+
+test('a conflict shows the winner, the losers and why; its apply span is annotated', { skip: NO_DEMO }, async () => {
+  const truth = demoRecords('conflict');
+  assert.ok(truth.length > 0, 'the demo injected conflicts');
+  await page.goto(`${UI}/consistency?${demoRange()}`);
+  await page.locator('.conflict-row').first().waitFor();
+  assert.equal(await page.locator('.conflict-row').count(), truth.length);
+  assert.equal(await page.getByTestId('conflict-count').textContent(), String(truth.length));
+  const conflict = truth[0];
+  const row = page.locator(`.conflict-row[data-apply-span="${conflict.apply_span_id}"]`);
+  assert.match(await row.locator('.winner').textContent(), new RegExp(conflict.winner_version));
+  const losers = await row.locator('.loser .mono').allTextContents();
+  assert.deepEqual(losers.sort(), [...conflict.loser_versions].sort());
+  const explanation = await row.locator('.explanation').textContent();
+  assert.match(explanation, /last write wins/);
+  assert.ok(explanation.includes(conflict.winner_version), 'the explanation names the winner');
+  assert.match(await row.textContent(), new RegExp(`in ${conflict.region}`));
+  await row.locator('a.apply-link').click();
+  await page.waitForURL(`**/trace/${conflict.apply_trace_id}?span=${conflict.apply_span_id}`);
+  const selected = page.locator('.span-row.selected');
+  await selected.locator('.badge.conflict').waitFor();
+  assert.match(await selected.textContent(), /db\.replication\.apply/);
+  const section = page
+    .getByRole('complementary', { name: 'Span details' })
+    .getByRole('region', { name: 'Consistency' });
+  assert.match(await section.locator('.winner').textContent(), new RegExp(conflict.winner_version));
+  assert.deepEqual(
+    (await section.locator('.loser .mono').allTextContents()).sort(),
+    [...conflict.loser_versions].sort(),
+  );
+  assert.match(
+    await section.locator('.loser a.write-link').first().getAttribute('href'),
+    /^\/trace\/[0-9a-f]{32}\?span=[0-9a-f]{16}$/,
+  );
+  assert.match(await section.locator('.explanation').textContent(), /last write wins/);
+  await shot('consistency-conflict');
+});
+
+test(
+  'the consistency levels count the reads and writes of each service per level; risky patterns',
+  { skip: NO_DEMO },
+  async () => {
+    const levels = await (await fetch(`${UI}/api/v1/consistency/levels`)).json();
+    await page.goto(`${UI}/consistency?${demoRange()}`);
+    await page.locator('.level-row').first().waitFor();
+    for (const usage of levels.usage) {
+      const row = page
+        .locator(`.level-row[data-service="${usage.service}"][data-access="${usage.access}"]`)
+        .filter({ hasText: usage.collection })
+        .filter({ hasText: usage.operation });
+      assert.equal(
+        await row.locator(`td[data-level="${usage.level}"]`).textContent(),
+        String(usage.spans),
+        `${usage.service} ${usage.operation} ${usage.collection} at ${usage.level}`,
+      );
+    }
+    // The demo's carts are read at ONE after LOCAL_QUORUM writes: the risky pattern behind its stale reads.
+    const risky = page.locator('.risky-row', { hasText: 'carts' }).filter({ hasText: 'ONE' });
+    assert.equal(await risky.count(), 1);
+    assert.equal(
+      await risky.locator('td').nth(5).textContent(),
+      String(demoRecords('stale_read').filter((r) => r.key.startsWith('carts:')).length),
+    );
+    assert.match(
+      await risky.locator('a.example-link').getAttribute('href'),
+      /^\/trace\/[0-9a-f]{32}\?span=[0-9a-f]{16}$/,
+    );
+  },
+);
+
+test('the consistency page shows when the analysis is disabled and when a range is empty', async () => {
+  await page.route('**/api/v1/consistency/**', (route) =>
+    route.fulfill({
+      status: 501,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        error: { code: 'consistency_disabled', message: 'the consistency analysis is disabled' },
+      }),
+    }),
+  );
+  await page.goto(`${UI}/consistency`);
+  assert.match(await page.getByRole('alert').textContent(), /consistency analysis is disabled/);
+  await page.unroute('**/api/v1/consistency/**');
+  await page.goto(`${UI}/consistency?start=2020-01-01T00:00:00&end=2020-01-01T01:00:00`);
+  await page.locator('.state.empty').first().waitFor();
+  assert.match(
+    await page.locator('.state.empty').first().textContent(),
+    /No replication, stale read or conflict in this range|No database spans with db\.record\.key/,
+  );
 });
 
 test('an unknown process shows an error state', async () => {

@@ -2,12 +2,14 @@
 // within the trace, the span panel, the clock-skew warning and the JSON download. The URL
 // keeps the selected span (`span`), the view (`view=flame`), the search (`find`) and whether
 // skew is corrected (`skew=raw` shows the timestamps as received). The header links the
-// trace's business processes and lists its linked and backlinked traces.
+// trace's business processes and lists its linked and backlinked traces. Once the trace is
+// shown, its consistency findings (stale reads, missed writes, conflicts) mark their spans.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, type OtlpTrace } from '../api';
 import { CopyButton, ErrorBox, Loading, useAsync } from '../components/common';
 import { formatMicros, formatTime, serviceColor } from '../format';
 import { href, navigate, type Route } from '../router';
+import { ConsistencySummary, loadTraceConsistency } from '../trace/Consistency';
 import { FlameGraph } from '../trace/FlameGraph';
 import { Minimap } from '../trace/Minimap';
 import { buildTrace, findSpans, type TraceModel, traceProcessIds, visibleSpans } from '../trace/model';
@@ -122,6 +124,14 @@ function TraceView({ model, raw, route }: { model: TraceModel; raw: OtlpTrace; r
   };
   const zoomed = view[0] > 0 || view[1] < model.durationMicros;
   const processIds = useMemo(() => traceProcessIds(model), [model]);
+  const consistency = useAsync((signal) => loadTraceConsistency(model.traceId, signal), [model.traceId]);
+  const findings = consistency.data?.bySpan;
+  /** Shows a span of this trace (answers false for another trace's, left to the link). */
+  const showSpan = (traceId: string, spanId: string) => {
+    const found = traceId === model.traceId ? model.spans.find((s) => s.spanId === spanId) : undefined;
+    if (found) show(found.index);
+    return found !== undefined;
+  };
 
   return (
     <div class="trace-page" onKeyDown={onKeyDown}>
@@ -171,6 +181,14 @@ function TraceView({ model, raw, route }: { model: TraceModel; raw: OtlpTrace; r
         </div>
         <ProcessChips ids={processIds} />
         <TraceLinks traceId={model.traceId} />
+        {consistency.data && (
+          <ConsistencySummary
+            traceId={model.traceId}
+            found={consistency.data}
+            onSelect={(spanId) => showSpan(model.traceId, spanId)}
+          />
+        )}
+        {consistency.error && <p class="dim">Consistency findings unavailable: {consistency.error.message}</p>}
         {model.skewedCount > 0 && (
           <div class="warning" role="status">
             Clock skew: {model.skewedCount} span{model.skewedCount > 1 ? 's' : ''} of another service started before or
@@ -266,12 +284,21 @@ function TraceView({ model, raw, route }: { model: TraceModel; raw: OtlpTrace; r
               matches={matches}
               view={view}
               reveal={reveal}
+              findings={findings}
               onToggle={toggle}
               onSelect={select}
             />
           </div>
         )}
-        {selected !== null && <SpanPanel span={model.spans[selected]} model={model} onClose={() => select(null)} />}
+        {selected !== null && (
+          <SpanPanel
+            span={model.spans[selected]}
+            model={model}
+            consistency={findings?.get(model.spans[selected].spanId)}
+            onShowSpan={showSpan}
+            onClose={() => select(null)}
+          />
+        )}
       </div>
     </div>
   );

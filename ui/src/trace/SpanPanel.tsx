@@ -1,13 +1,28 @@
 // The selected span's details: identity (with copyable IDs), timing, kind and status, its
 // attributes, resource, events and links (a link opens the linked trace at its span), and
-// the business process it belongs to (opening the process timeline).
+// the business process it belongs to (opening the process timeline), and what the
+// consistency analysis found about it (a stale read and the write it missed, a conflict).
 import type { OtlpKeyValue } from '../api';
 import { CopyButton } from '../components/common';
 import { formatMicros, formatTime, serviceColor } from '../format';
 import { href } from '../router';
+import { ConsistencySection, type SpanConsistency } from './Consistency';
 import { processIds, type SpanNode, type TraceModel, valueText } from './model';
 
-export function SpanPanel({ span, model, onClose }: { span: SpanNode; model: TraceModel; onClose: () => void }) {
+export function SpanPanel({
+  span,
+  model,
+  consistency,
+  onShowSpan,
+  onClose,
+}: {
+  span: SpanNode;
+  model: TraceModel;
+  consistency?: SpanConsistency;
+  /** Shows a span of this trace; false when it is another trace's (the link navigates). */
+  onShowSpan?: (traceId: string, spanId: string) => boolean;
+  onClose: () => void;
+}) {
   return (
     <aside class="span-panel panel" aria-label="Span details">
       <header>
@@ -73,6 +88,7 @@ export function SpanPanel({ span, model, onClose }: { span: SpanNode; model: Tra
           </>
         )}
       </dl>
+      {consistency && <ConsistencySection info={consistency} onShow={onShowSpan} />}
       <Attributes title="Attributes" attributes={span.attributes} />
       <Attributes title="Resource" attributes={span.resource} />
       {span.scope && <p class="dim">Instrumentation scope: {span.scope}</p>}

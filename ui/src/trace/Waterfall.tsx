@@ -1,8 +1,10 @@
 // The waterfall: one row per visible span (a collapsible tree on the left, its bar on the
 // time axis on the right), virtualized: only the rows in view (plus a margin) are in the DOM,
-// so a 100,000-span trace scrolls as smoothly as a small one.
+// so a 100,000-span trace scrolls as smoothly as a small one. Rows of spans with consistency
+// findings carry a badge (one map lookup per rendered row).
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { formatMicros, serviceColor } from '../format';
+import { ConsistencyBadges, type SpanConsistency } from './Consistency';
 import type { SpanNode } from './model';
 
 const ROW_HEIGHT = 26;
@@ -17,11 +19,13 @@ interface Props {
   view: [number, number];
   /** Row index to bring into view when it changes. */
   reveal: number | null;
+  /** Consistency findings by span ID. */
+  findings?: Map<string, SpanConsistency>;
   onToggle: (index: number) => void;
   onSelect: (index: number) => void;
 }
 
-export function Waterfall({ rows, collapsed, selected, matches, view, reveal, onToggle, onSelect }: Props) {
+export function Waterfall({ rows, collapsed, selected, matches, view, reveal, findings, onToggle, onSelect }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [height, setHeight] = useState(600);
@@ -77,6 +81,7 @@ export function Waterfall({ rows, collapsed, selected, matches, view, reveal, on
             const barWidth = Math.max((span.duration / width) * 100, 0.15);
             const hasChildren = span.children.length > 0;
             const isCollapsed = collapsed.has(span.index);
+            const consistency = findings?.get(span.spanId);
             const classes = [
               'span-row',
               span.index === selected ? 'selected' : '',
@@ -119,6 +124,7 @@ export function Waterfall({ rows, collapsed, selected, matches, view, reveal, on
                       !
                     </span>
                   )}
+                  {consistency && <ConsistencyBadges info={consistency} />}
                   {isCollapsed && <span class="dim"> (+{span.descendants})</span>}
                 </div>
                 <div class="time-col">

@@ -203,8 +203,11 @@ pub async fn stale_reads(
     .await
 }
 
+/// A quantile interpolated within its bucket, kept within the exact minimum and maximum
+/// (a bucket's upper part may lie beyond the largest lag seen).
 fn quantile_millis(stats: &LagStats, q: f64, bounds_seconds: &[f64]) -> Option<f64> {
-    stats.histogram.quantile(q, bounds_seconds).map(|seconds| seconds * 1e3)
+    let (min, max) = (millis(stats.min_nanos), millis(stats.max_nanos));
+    stats.histogram.quantile(q, bounds_seconds).map(|seconds| (seconds * 1e3).clamp(min.min(max), max))
 }
 
 pub async fn replication_lag(

@@ -178,6 +178,10 @@ async fn replication_lag_stale_reads_and_lags_match_the_ground_truth() {
         .iter()
         .find(|p| p["sourceRegion"] == "us-east-1" && p["replicaRegion"] == "eu-west-1")
         .unwrap();
+    for pair in lag["pairs"].as_array().unwrap() {
+        let (max, p99) = (pair["maxMillis"].as_f64().unwrap(), pair["p99Millis"].as_f64().unwrap());
+        assert!(p99 <= max && pair["p50Millis"].as_f64().unwrap() >= pair["minMillis"].as_f64().unwrap(), "{pair}");
+    }
     let p50 = lagging["p50Millis"].as_f64().unwrap();
     assert!((2_000.0..=6_000.0).contains(&p50), "the lagging pair's median is in its 2–6 s: {p50}");
     assert!(!lagging["exemplars"].as_array().unwrap().is_empty());
