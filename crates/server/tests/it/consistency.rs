@@ -226,6 +226,17 @@ async fn normal_traffic_stale_reads_match_the_ground_truth_and_none_is_a_violati
     let (reported, findings) = stale_reads_reported(&server).await;
     assert_eq!(reported, stale_reads_in_truth(&truth));
     assert!(findings.iter().all(|f| f["classification"] == "expected"));
+    // Consistent reads (QUORUM: the newest acknowledged version) are judged and never stale.
+    let levels = settled(&server).await;
+    let quorum_reads: u64 = levels["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["access"] == "read" && u["level"] == "QUORUM")
+        .map(|u| u["spans"].as_u64().unwrap())
+        .sum();
+    assert!(quorum_reads > 10, "the demo reads carts at QUORUM at checkout: {quorum_reads}");
+    assert!(findings.iter().all(|f| f["read"]["level"] != "QUORUM"), "no consistent read is stale");
     let (_, violations) =
         get_json(&query_url(&server, "/api/v1/consistency/stale-reads?classification=violation")).await;
     assert_eq!(violations["matched"], 0);
