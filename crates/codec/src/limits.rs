@@ -18,7 +18,7 @@
 //! Time validation (`max_clock_skew_nanos`) rejects spans instead; see [`crate::validate`].
 //!
 //! Whatever a limit drops or shortens, the batch is no longer exactly what the request
-//! encodes ([`crate::Decoded::unchanged`] is false): [`Applied`] reports both kinds of change.
+//! encodes ([`crate::Decoded::unchanged`] is false): `Applied` reports both kinds of change.
 
 use std::ops::AddAssign;
 

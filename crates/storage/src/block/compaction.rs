@@ -56,7 +56,7 @@ impl Default for CompactionPolicy {
 /// Compaction jobs, each a list of block IDs to merge.
 ///
 /// First, blocks whose trace-start ranges overlap ([`BlockMeta::trace_start_range`], strictly:
-/// ranges that only touch do not; and by at least 1/[`OVERLAP_FRACTION_DENOMINATOR`] of the
+/// ranges that only touch do not; and by at least 1/`OVERLAP_FRACTION_DENOMINATOR` of the
 /// narrower range) are merged in runs of at most `max_inputs`, earliest first;
 /// the executor splits each job's output by trace start, so its blocks no longer overlap and a
 /// newest-first search can stop after the newest ones. Then, among the other blocks, small
