@@ -397,6 +397,9 @@ impl RawConfig {
         if process_keys.is_empty() || process_keys.iter().any(|k| k.trim().is_empty()) {
             return Err(invalid("processes.keys", "needs at least one key, and no empty key"));
         }
+        // The process lookup and the backlink search read these from each block's
+        // attribute index instead of scanning it (blocks written from now on).
+        engine.indexed_attribute_keys = crate::processes::indexed_attribute_keys(process_keys);
         Ok(Config {
             log_level: self.log_level.clone(),
             otlp_grpc_address: address("receivers.otlp_grpc_address", &r.otlp_grpc_address)?,
@@ -653,9 +656,13 @@ mod tests {
         assert_eq!(metrics.service_graph.wait_seconds, 0);
         assert_eq!(metrics.max_queued_spans, 7);
         assert!(load_str("", &[("SEXTANT_METRICS_ENABLED", "false")]).unwrap().metrics_opt.is_none());
-        let keys = load_str("", &[("SEXTANT_PROCESSES_KEYS", "order.id,business_process.id")]).unwrap().process_keys;
-        assert_eq!(keys, ["order.id", "business_process.id"]);
-        assert_eq!(load_str("", &[]).unwrap().process_keys, ["business_process.id"]);
+        let custom = load_str("", &[("SEXTANT_PROCESSES_KEYS", "order.id,business_process.id")]).unwrap();
+        assert_eq!(custom.process_keys, ["order.id", "business_process.id"]);
+        // The process keys and the message ID are indexed at ingest.
+        assert_eq!(custom.engine.indexed_attribute_keys, ["order.id", "business_process.id", "messaging.message.id"]);
+        let default = load_str("", &[]).unwrap();
+        assert_eq!(default.process_keys, ["business_process.id"]);
+        assert_eq!(default.engine.indexed_attribute_keys, ["business_process.id", "messaging.message.id"]);
         let without_consistency = load_str("[metrics.consistency]\nenabled = false\nmax_keys = 0\n", &[]).unwrap();
         assert!(without_consistency.metrics_opt.unwrap().consistency_opt.is_none(), "not validated when disabled");
     }

@@ -1,22 +1,23 @@
-//! Finding a process's traces, searching processes, and a trace's links and backlinks, with
-//! the engine's attribute search ([`Engine::search`]).
+//! Finding a process's traces, searching processes, and a trace's links and backlinks.
 //!
-//! That search is not an index: it scans, newest block first, every block whose span starts
-//! overlap the time range (the only pruning, from the manifest's per-block start bounds),
-//! reading the attribute columns dictionary-encoded so a condition is decided once per
-//! distinct value, and only for the rows that pass the other conditions. There are no bloom
-//! filters or per-key statistics, so looking up one process ID costs a scan of the attribute
-//! columns of the whole range. What a dedicated index would add is written in
-//! `docs/adr/0011-business-processes-and-async-flows.md`.
+//! A process's traces, and the backlink candidates sharing a message ID or a process with a
+//! trace, come from [`Engine::trace_ids_with_attribute`]: the process keys and
+//! `messaging.message.id` are indexed at ingest (see [`super::indexed_attribute_keys`]),
+//! so each block written since answers from its small attribute index (`attrs.bin`) instead
+//! of a scan of its attribute columns; blocks without one (older, or written with other
+//! keys) are scanned as the search scans them, and the head is read in memory. The answer is
+//! the traces the attribute search ([`Engine::search`] with one attribute filter) finds.
+//! See `docs/adr/0011-business-processes-and-async-flows.md`.
 //!
-//! Every function pages the search until it is exhausted and stops at the [`Limits`],
-//! saying `partial` then: a process of more than `max_traces` traces keeps its newest ones.
+//! A process search by arbitrary conditions ([`search_processes`]) pages the search until it
+//! is exhausted. Every function stops at the [`Limits`], saying `partial` then: a process of
+//! more than `max_traces` traces keeps its newest ones.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sextant_model::{Span, SpanId, SpanKind, TraceId};
 use sextant_storage::engine::{Engine, EngineError};
-use sextant_storage::search::{AttributeFilter, MAX_SEARCH_LIMIT, SearchQuery};
+use sextant_storage::search::{MAX_SEARCH_LIMIT, SearchQuery};
 
 use super::hops::{Via, find_hops, message_id};
 use super::timeline::{Timeline, assemble};
@@ -76,10 +77,6 @@ async fn fetch(
     Ok((traces, false))
 }
 
-fn time_range(start_opt: Option<u64>, end_opt: Option<u64>) -> SearchQuery {
-    SearchQuery { start_unix_nanos: start_opt, end_unix_nanos: end_opt, ..Default::default() }
-}
-
 /// The process `id` (its traces with a span starting in the range, all by default)
 /// assembled as a timeline, and whether a limit left traces out. `None` when no trace
 /// carries it.
@@ -104,22 +101,52 @@ pub async fn load_process(
     Ok(Some((timeline, partial)))
 }
 
+/// The IDs of the traces with a span whose attribute `key` matches `value` and starts in
+/// the range, newest first, not in `seen`, added to `into` (and `seen`) until it holds `max`;
+/// `true` when there were more. The indexed counterpart of [`matching_trace_ids`] for one
+/// attribute filter.
+async fn attribute_trace_ids(
+    engine: &Engine,
+    key: &str,
+    value: &str,
+    (start_opt, end_opt): (Option<u64>, Option<u64>),
+    max: usize,
+    into: &mut Vec<TraceId>,
+    seen: &mut HashSet<TraceId>,
+) -> Result<bool, EngineError> {
+    // Traces already in `seen` take room in the answer: ask for enough to fill `into`
+    // after skipping them, and for more if the engine had more than that.
+    let mut ask = max.saturating_add(seen.len());
+    loop {
+        let found = engine.trace_ids_with_attribute(key, value, start_opt, end_opt, ask).await?;
+        let unseen: Vec<TraceId> = found.trace_ids.into_iter().filter(|id| !seen.contains(id)).collect();
+        let room = max.saturating_sub(into.len());
+        if unseen.len() > room || !found.more || ask == usize::MAX {
+            let more = unseen.len() > room || found.more;
+            for id in unseen.into_iter().take(room) {
+                seen.insert(id);
+                into.push(id);
+            }
+            return Ok(more);
+        }
+        ask = ask.saturating_mul(2);
+    }
+}
+
 /// The IDs of the traces with a span carrying process `id` under any of `keys`, newest
 /// first per key, at most `max`.
 pub async fn process_trace_ids(
     engine: &Engine,
     keys: &[String],
     id: &str,
-    (start_opt, end_opt): (Option<u64>, Option<u64>),
+    range: (Option<u64>, Option<u64>),
     max: usize,
 ) -> Result<(Vec<TraceId>, bool), EngineError> {
     let mut ids = Vec::new();
     let mut seen = HashSet::new();
     let mut partial = false;
     for key in keys {
-        let mut query = time_range(start_opt, end_opt);
-        query.attributes.push(AttributeFilter { key: key.clone(), value: id.to_string() });
-        partial |= matching_trace_ids(engine, query, max, &mut ids, &mut seen).await?;
+        partial |= attribute_trace_ids(engine, key, id, range, max, &mut ids, &mut seen).await?;
     }
     Ok((ids, partial))
 }
@@ -253,17 +280,15 @@ pub async fn trace_links(
         .filter(|s| matches!(s.kind, SpanKind::Producer | SpanKind::Consumer))
         .filter_map(|s| message_id(s))
         .collect();
+    let all_time = (None, None);
     for id in message_ids {
-        let mut query = SearchQuery::default();
-        query.attributes.push(AttributeFilter { key: super::hops::MESSAGE_ID_KEY.to_string(), value: id.to_string() });
-        partial |= matching_trace_ids(engine, query, max, &mut candidates, &mut seen).await?;
+        let key = super::hops::MESSAGE_ID_KEY;
+        partial |= attribute_trace_ids(engine, key, id, all_time, max, &mut candidates, &mut seen).await?;
     }
     let process_ids: BTreeSet<String> = spans.iter().flat_map(|s| process_ids(s, keys)).collect();
     for id in process_ids {
         for key in keys {
-            let mut query = SearchQuery::default();
-            query.attributes.push(AttributeFilter { key: key.clone(), value: id.clone() });
-            partial |= matching_trace_ids(engine, query, max, &mut candidates, &mut seen).await?;
+            partial |= attribute_trace_ids(engine, key, &id, all_time, max, &mut candidates, &mut seen).await?;
         }
     }
     let (others, spans_partial) = fetch(engine, &candidates, limits.max_spans).await?;
@@ -409,6 +434,38 @@ mod tests {
         let range = (Some(2_000_000_000), Some(3_000_000_000));
         let (timeline, _) = load_process(&engine, &keys, "p", range, Limits::default()).await.unwrap().unwrap();
         assert_eq!(timeline.steps.len(), 2);
+    }
+
+    /// Traces carrying the ID under two keys count once, in the head and in indexed blocks
+    /// alike, and the bound applies to them all.
+    #[tokio::test]
+    async fn a_trace_found_under_two_keys_counts_once_and_the_bound_spans_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = vec![crate::processes::DEFAULT_PROCESS_KEY.to_string(), "order.id".to_string()];
+        let mut options = sextant_storage::engine::EngineOptions::new(dir.path());
+        options.indexed_attribute_keys = crate::processes::indexed_attribute_keys(&keys);
+        let engine = Engine::open(options, Default::default()).await.unwrap();
+        let mut spans = five_steps();
+        for t in [4u8, 5, 6] {
+            let base = u64::from(t) * 1_000_000_000;
+            let mut s = span(t, 7, "shipping", base + 60, base + 70);
+            s.attributes.push(sextant_model::KeyValue::string("order.id", "p"));
+            spans.push(s);
+        }
+        engine.append(spans).await.unwrap();
+        for _ in 0..2 {
+            let (ids, partial) = process_trace_ids(&engine, &keys, "p", (None, None), 10).await.unwrap();
+            assert!(!partial);
+            assert_eq!(ids, [5, 4, 3, 2, 1, 6].map(trace_id));
+            let (ids, partial) = process_trace_ids(&engine, &keys, "p", (None, None), 5).await.unwrap();
+            assert!(partial, "trace 6 is left out");
+            assert_eq!(ids, [5, 4, 3, 2, 1].map(trace_id));
+            let (ids, partial) = process_trace_ids(&engine, &keys, "p", (None, None), 6).await.unwrap();
+            assert!(!partial, "exactly six");
+            assert_eq!(ids.len(), 6);
+            // Again from a block with an attribute index.
+            engine.flush().await.unwrap();
+        }
     }
 
     #[tokio::test]

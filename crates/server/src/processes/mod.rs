@@ -7,8 +7,8 @@
 //! - [`timeline`]: pure: a process's traces as steps ordered by start, the gaps between
 //!   consecutive steps and the hops between them;
 //! - [`find`]: the engine-facing part: which traces carry a process ID (the engine's
-//!   attribute search, paged until exhausted, bounded by [`Limits`]), process search, and
-//!   the links and backlinks of one trace.
+//!   indexed attribute lookup, bounded by [`Limits`]), process search, and the links and
+//!   backlinks of one trace.
 //!
 //! A span belongs to a process when one of the process keys holds the ID as a span or a
 //! resource attribute (a string, or any value whose text is the ID). Baggage entries count
@@ -36,6 +36,16 @@ pub const DEFAULT_PROCESS_KEY: &str = "business_process.id";
 /// The default list of process keys: [`DEFAULT_PROCESS_KEY`] alone.
 pub fn default_process_keys() -> Vec<String> {
     vec![DEFAULT_PROCESS_KEY.to_string()]
+}
+
+/// The attribute keys the engine indexes at ingest for processes: the process keys, for the
+/// process lookup, and [`hops::MESSAGE_ID_KEY`], for the backlink search by message ID.
+pub fn indexed_attribute_keys(process_keys: &[String]) -> Vec<String> {
+    let mut keys = process_keys.to_vec();
+    if !keys.iter().any(|k| k == hops::MESSAGE_ID_KEY) {
+        keys.push(hops::MESSAGE_ID_KEY.to_string());
+    }
+    keys
 }
 
 /// How much one answer may read; beyond, the answer says `partial: true`.

@@ -196,5 +196,16 @@ async fn process_keys_are_configurable() {
     assert_eq!(strings(&view["keys"]), ["order.number", "business_process.id"]);
     let steps: Vec<&str> = view["steps"].as_array().unwrap().iter().map(|s| s["traceId"].as_str().unwrap()).collect();
     assert_eq!(steps, ["000000000000000000000000000000b1", "000000000000000000000000000000b2"]);
+
+    // After a restart the traces are in a block, found through its attribute index (the
+    // custom key included): the same answer.
+    server.shutdown().await.unwrap();
+    let server = start_server_with(dir.path(), &[("SEXTANT_PROCESSES_KEYS", "order.number,business_process.id")]).await;
+    let blocks: Vec<_> =
+        std::fs::read_dir(dir.path().join("store/blocks")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!blocks.is_empty() && blocks.iter().all(|b| b.join("attrs.bin").exists()), "{blocks:?}");
+    let (status, from_blocks) = get_json(&query_url(&server, "/api/v1/processes/77")).await;
+    assert_eq!(status, 200, "{from_blocks}");
+    assert_eq!(from_blocks, view);
     server.shutdown().await.unwrap();
 }

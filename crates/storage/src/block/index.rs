@@ -104,6 +104,12 @@ impl BlockIndex {
         found.map(|i| self.rows_of(i))
     }
 
+    /// Where `trace_id`'s first run is among the runs (see [`BlockIndex::trace_ids`]).
+    pub fn first_run_of(&self, trace_id: &TraceId) -> Option<usize> {
+        let i = self.position(trace_id).ok()?;
+        Some(self.trace_ids[..i].iter().rposition(|id| id != trace_id).map_or(0, |j| j + 1))
+    }
+
     /// Whether the block holds any of `sorted` (sorted trace IDs): one binary search each
     /// when they are few against the index, one merge pass otherwise.
     pub fn contains_any(&self, sorted: &[TraceId]) -> bool {

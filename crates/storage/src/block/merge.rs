@@ -20,8 +20,10 @@
 //!
 //! The merge runs on one blocking-pool thread and drives the object store's futures with
 //! `Handle::block_on` (allowed off the runtime's worker threads). If the merge fails, the
-//! upload is aborted; if only the final index put fails, an unlisted `data.parquet` remains,
-//! which is garbage like any block no manifest lists.
+//! upload is aborted; if only the final `attrs.bin` or index put fails, an unlisted
+//! `data.parquet` remains, which is garbage like any block no manifest lists. Each output's
+//! attribute index (`attrs.bin`, with the store's indexed keys) is built by its writer from
+//! the spans it writes, like its trace-ID index.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -135,11 +137,17 @@ pub(crate) async fn compact(
     .await??;
 
     let mut metas = Vec::with_capacity(merged.len());
-    for (mut meta, index) in merged {
+    for (mut meta, index, attrs_opt) in merged {
         let index_bytes = index.encode();
         meta.size_bytes += index_bytes.len() as u64;
+        if let Some(attrs) = &attrs_opt {
+            let attrs_bytes = attrs.encode(&index).map_err(|e| corrupt(&meta, e.to_string()))?;
+            meta.size_bytes += attrs_bytes.len() as u64;
+            store.store.put(&store.attrs_path(&meta.id), PutPayload::from(attrs_bytes)).await?;
+        }
         store.store.put(&store.index_path(&meta.id), PutPayload::from(index_bytes)).await?;
         store.cache_index(&meta.id, std::sync::Arc::new(index));
+        store.cache_attrs(&meta.id, attrs_opt.map(std::sync::Arc::new));
         metas.push(meta);
     }
     let num_spans: u64 = metas.iter().map(|m| m.num_spans).sum();
@@ -208,13 +216,13 @@ fn merge_blocking(
     uploads: Vec<(String, WriteMultipart)>,
     level: u32,
     created_unix_nanos: u64,
-) -> Result<Vec<(BlockMeta, super::index::BlockIndex)>, BlockError> {
+) -> Result<Vec<(BlockMeta, super::index::BlockIndex, Option<super::attrs::AttrIndex>)>, BlockError> {
     let options = &store.options;
     let properties = writer_properties(options.row_group_rows, options.page_rows, options.compaction_zstd_level);
     let mut outputs: Vec<Output> = Vec::with_capacity(uploads.len());
     let mut failed: Option<BlockError> = None;
     for (id, upload) in uploads {
-        match BlockWriter::new(id, level, Vec::new(), properties.clone()) {
+        match BlockWriter::new(id, level, Vec::new(), properties.clone(), &options.indexed_attribute_keys) {
             Ok(writer) => outputs.push(Output {
                 writer,
                 upload,
@@ -293,7 +301,7 @@ fn merge_blocking(
             Ok(finished) => {
                 let mut meta = finished.meta;
                 meta.size_bytes = data_bytes + finished.sink.len() as u64;
-                finished_outputs.push((meta, finished.index));
+                finished_outputs.push((meta, finished.index, finished.attrs_opt));
             }
             Err(error) => {
                 outputs.for_each(|output| abort(handle, output.upload));

@@ -10,6 +10,8 @@
 //! {prefix}/blocks/{id}/data.parquet   one row per span, in clusters by service, each sorted by
 //!                                     (trace_id, start, span_id, kind) (see `writer`)
 //! {prefix}/blocks/{id}/index.bin      sorted trace IDs → their runs of rows (see `index`)
+//! {prefix}/blocks/{id}/attrs.bin      indexed attribute values → their traces (see `attrs`);
+//!                                     only with indexed keys, absent in older blocks
 //! {prefix}/manifest/{version:020}.json  the live blocks; the highest version wins
 //! ```
 //!
@@ -19,11 +21,13 @@
 //! - [`schema`]: the Arrow/Parquet schema, writer settings and footer keys;
 //! - `attributes`, `encode`, `decode`: spans ⇄ Arrow record batches, exact in both directions;
 //! - [`index`]: the per-block trace-ID index (`index.bin`);
+//! - [`attrs`]: the per-block attribute index of the indexed keys (`attrs.bin`);
 //! - `writer`: spans in block order → `data.parquet` bytes, index and [`BlockMeta`];
 //! - `clusters`: the clusters of a block, from its footer;
 //! - `reader`: footer, row-group and page selection, ranged fetches;
 //! - `search_scan`: the columns a search reads and its span conditions evaluated on them;
-//! - `cache`: parsed footers and indexes of immutable blocks, bounded in bytes;
+//! - `cache`: parsed footers, trace-ID and attribute indexes of immutable blocks, bounded in
+//!   bytes;
 //! - [`manifest`]: versioned manifest objects committed with a create-only put;
 //! - [`compaction`]: which blocks to merge (pure); `merge`: the streaming merge itself;
 //! - [`retention`]: which blocks to delete (pure);
@@ -37,6 +41,7 @@
 //! - Parquet encoding and decoding run on tokio's blocking pool, never on the async runtime.
 
 mod attributes;
+pub mod attrs;
 mod cache;
 mod clusters;
 pub mod compaction;
@@ -115,7 +120,7 @@ pub struct BlockMeta {
     pub max_trace_start_unix_nanos: Option<u64>,
     pub num_spans: u64,
     pub num_traces: u64,
-    /// `data.parquet` plus `index.bin`.
+    /// `data.parquet` plus `index.bin` (plus `attrs.bin` when written).
     pub size_bytes: u64,
     /// Sorted, distinct `service.name` values.
     pub services: Vec<String>,

@@ -1,9 +1,10 @@
 //! [`BlockStore`]: the async API over blocks and the manifest in one object store.
 //!
 //! It owns the object layout (`blocks/{id}/data.parquet`, `blocks/{id}/index.bin`,
-//! `manifest/`) under a prefix, and two caches of immutable per-block data: parsed footers
-//! and trace-ID indexes. Encoding and decoding run on tokio's blocking pool; this module only
-//! moves bytes and hands them over.
+//! `blocks/{id}/attrs.bin`, `manifest/`) under a prefix, and three caches of immutable
+//! per-block data: parsed footers, trace-ID indexes and attribute indexes (including the
+//! absence of one: a block never gains an `attrs.bin` after it is written). Encoding and
+//! decoding run on tokio's blocking pool; this module only moves bytes and hands them over.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -22,6 +23,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
 use sextant_model::{Span, TraceId};
 
+use super::attrs::AttrIndex;
 use super::cache::BlockCache;
 use super::clusters::Clusters;
 use super::decode::{RowFilter, SpanDecoder};
@@ -54,6 +56,12 @@ pub struct BlockStoreOptions {
     pub footer_cache_bytes: usize,
     /// Budget of the trace-ID index cache (20 bytes per trace).
     pub index_cache_bytes: usize,
+    /// Budget of the attribute-index cache.
+    pub attrs_cache_bytes: usize,
+    /// Attribute keys whose values → traces each new block records in `attrs.bin` (see
+    /// `attrs`); none by default. Blocks written before a change keep the keys they were
+    /// written with.
+    pub indexed_attribute_keys: Vec<String>,
     /// Manifest versions kept when pruning (at least 1).
     pub manifest_versions_kept: usize,
     /// Size of each part of a multipart upload (compaction output). S3 requires at least
@@ -71,6 +79,8 @@ impl Default for BlockStoreOptions {
             read_batch_rows: 4_096,
             footer_cache_bytes: 64 << 20,
             index_cache_bytes: 128 << 20,
+            attrs_cache_bytes: 64 << 20,
+            indexed_attribute_keys: Vec::new(),
             manifest_versions_kept: 10,
             upload_part_bytes: 16 << 20,
         }
@@ -86,6 +96,8 @@ pub struct BlockStore {
     pub(crate) options: Arc<BlockStoreOptions>,
     footers: Arc<BlockCache<OpenedBlock>>,
     indexes: Arc<BlockCache<Arc<BlockIndex>>>,
+    /// `None`: the block has no `attrs.bin`.
+    attrs: Arc<BlockCache<Option<Arc<AttrIndex>>>>,
 }
 
 /// Which rows of a block a search reads.
@@ -118,6 +130,8 @@ pub(crate) struct EncodedBlock {
     data: Bytes,
     index_bytes: Vec<u8>,
     index: BlockIndex,
+    /// The attribute index and its bytes, when keys are indexed.
+    attrs_opt: Option<(AttrIndex, Vec<u8>)>,
     meta: BlockMeta,
 }
 
@@ -135,14 +149,31 @@ pub(crate) fn encode_block<S: Borrow<Span>>(
     let id = new_block_id(created_unix_nanos / 1_000_000);
     let clustered = cluster_order(spans);
     let properties = writer_properties(options.row_group_rows, options.page_rows, options.zstd_level);
-    let mut writer = BlockWriter::new(id, level, Vec::new(), properties)?;
+    let mut writer = BlockWriter::new(id, level, Vec::new(), properties, &options.indexed_attribute_keys)?;
     for (name, range) in &clustered.clusters {
         writer.write(name, &clustered.spans[range.clone()])?;
     }
     drop(clustered);
     let finished = writer.finish(created_unix_nanos)?;
     let index_bytes = finished.index.encode();
-    Ok(EncodedBlock { data: Bytes::from(finished.sink), index_bytes, index: finished.index, meta: finished.meta })
+    let attrs_opt = match finished.attrs_opt {
+        Some(attrs) => {
+            let corrupt = |e: super::attrs::AttrsError| BlockError::Corrupt {
+                block_id: finished.meta.id.clone(),
+                reason: e.to_string(),
+            };
+            let bytes = attrs.encode(&finished.index).map_err(corrupt)?;
+            Some((attrs, bytes))
+        }
+        None => None,
+    };
+    Ok(EncodedBlock {
+        data: Bytes::from(finished.sink),
+        index_bytes,
+        index: finished.index,
+        attrs_opt,
+        meta: finished.meta,
+    })
 }
 
 impl fmt::Debug for BlockStore {
@@ -162,6 +193,7 @@ impl BlockStore {
             prefix,
             footers: Arc::new(BlockCache::new(options.footer_cache_bytes)),
             indexes: Arc::new(BlockCache::new(options.index_cache_bytes)),
+            attrs: Arc::new(BlockCache::new(options.attrs_cache_bytes)),
             options: Arc::new(options),
         }
     }
@@ -194,6 +226,10 @@ impl BlockStore {
         self.block_dir(id).join("index.bin")
     }
 
+    pub(crate) fn attrs_path(&self, id: &str) -> Path {
+        self.block_dir(id).join("attrs.bin")
+    }
+
     /// Sorts `spans`, drops repeated ones (same [`Span::identity`]), and stores them as a new
     /// block. The block is not live until a manifest listing it is committed.
     pub async fn write_block(&self, spans: Vec<Span>, level: u32) -> Result<BlockMeta, BlockError> {
@@ -204,16 +240,61 @@ impl BlockStore {
 
     /// Stores a block made by [`encode_block`] and returns its metadata.
     pub(crate) async fn put_block(&self, encoded: EncodedBlock) -> Result<BlockMeta, BlockError> {
-        let EncodedBlock { data, index_bytes, index, mut meta } = encoded;
-        meta.size_bytes = (data.len() + index_bytes.len()) as u64;
+        let EncodedBlock { data, index_bytes, index, attrs_opt, mut meta } = encoded;
+        let (attrs_opt, attrs_bytes) = match attrs_opt {
+            Some((attrs, bytes)) => (Some(attrs), Some(bytes)),
+            None => (None, None),
+        };
+        let attrs_len = attrs_bytes.as_ref().map_or(0, Vec::len);
+        meta.size_bytes = (data.len() + index_bytes.len() + attrs_len) as u64;
         let data_path = self.data_path(&meta.id);
         let index_path = self.index_path(&meta.id);
+        let attrs_path = self.attrs_path(&meta.id);
+        let put_attrs = async {
+            match attrs_bytes {
+                Some(bytes) => self.store.put(&attrs_path, PutPayload::from(bytes)).await.map(|_| ()),
+                None => Ok(()),
+            }
+        };
         futures::try_join!(
             self.store.put(&data_path, PutPayload::from(data)),
             self.store.put(&index_path, PutPayload::from(index_bytes)),
+            put_attrs,
         )?;
         self.cache_index(&meta.id, Arc::new(index));
+        self.cache_attrs(&meta.id, attrs_opt.map(Arc::new));
         Ok(meta)
+    }
+
+    pub(crate) fn cache_attrs(&self, id: &str, attrs_opt: Option<Arc<AttrIndex>>) {
+        let size = attrs_opt.as_ref().map_or(0, |attrs| attrs.memory_size()) + std::mem::size_of::<usize>();
+        self.attrs.insert(id, attrs_opt, size);
+    }
+
+    /// The block's attribute index (see `attrs`), from the cache or the object store;
+    /// `None` when the block has none (written before attribute indexes existed, or with no
+    /// key indexed).
+    pub async fn attr_index(&self, meta: &BlockMeta) -> Result<Option<Arc<AttrIndex>>, BlockError> {
+        if let Some(attrs_opt) = self.attrs.get(&meta.id) {
+            return Ok(attrs_opt);
+        }
+        let bytes = match self.store.get(&self.attrs_path(&meta.id)).await {
+            Ok(found) => found.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => {
+                self.cache_attrs(&meta.id, None);
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // Its traces are named by their place in the trace-ID index.
+        let index = self.index(meta).await?;
+        let block_id = meta.id.clone();
+        let attrs = tokio::task::spawn_blocking(move || AttrIndex::decode(&bytes, &index))
+            .await?
+            .map_err(|e| BlockError::Corrupt { block_id, reason: e.to_string() })?;
+        let attrs = Arc::new(attrs);
+        self.cache_attrs(&meta.id, Some(attrs.clone()));
+        Ok(Some(attrs))
     }
 
     pub(crate) fn cache_index(&self, id: &str, index: Arc<BlockIndex>) {
@@ -236,9 +317,13 @@ impl BlockStore {
         Ok(index)
     }
 
-    /// Loads the block's trace-ID index and parsed footer into the caches.
+    /// Loads the block's trace-ID index, attribute index (when the store indexes attribute
+    /// keys) and parsed footer into the caches.
     pub async fn warm(&self, meta: &BlockMeta) -> Result<(), BlockError> {
         self.index(meta).await?;
+        if !self.options.indexed_attribute_keys.is_empty() {
+            self.attr_index(meta).await?;
+        }
         self.open(meta).await?;
         Ok(())
     }
@@ -459,7 +544,8 @@ impl BlockStore {
     pub async fn delete_block_id(&self, id: &str) -> Result<(), BlockError> {
         self.footers.remove(id);
         self.indexes.remove(id);
-        for path in [self.index_path(id), self.data_path(id)] {
+        self.attrs.remove(id);
+        for path in [self.attrs_path(id), self.index_path(id), self.data_path(id)] {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => return Err(error.into()),

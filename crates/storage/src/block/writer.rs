@@ -1,5 +1,7 @@
-//! Encodes spans in block order into `data.parquet` bytes, and gathers the trace-ID index
-//! and the block's metadata on the way.
+//! Encodes spans in block order into `data.parquet` bytes, and gathers the trace-ID index,
+//! the attribute index of the indexed keys (see `attrs`) and the block's metadata on the way.
+//! Flushes and compaction both write through [`BlockWriter`], so every block written with
+//! indexed keys has its `attrs.bin`.
 //!
 //! [`BlockWriter`] is synchronous and CPU-bound: callers run it on the blocking pool. It
 //! writes to any `Write` sink; the compactor passes a `Vec<u8>` that it drains after every
@@ -30,6 +32,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use sextant_model::{Span, SpanId, SpanKind, TraceId};
 
+use super::attrs::{AttrIndex, AttrIndexBuilder};
 use super::clusters::Cluster;
 use super::encode::{ServiceNames, encode_batch};
 use super::index::{BlockIndex, IndexBuilder};
@@ -75,6 +78,8 @@ struct Stats {
 pub(crate) struct FinishedBlock<W> {
     pub(crate) sink: W,
     pub(crate) index: BlockIndex,
+    /// The attribute index, when some attribute key is indexed.
+    pub(crate) attrs_opt: Option<AttrIndex>,
     /// Complete except `size_bytes`, which the caller knows once the objects are stored.
     pub(crate) meta: BlockMeta,
 }
@@ -84,6 +89,7 @@ pub(crate) struct BlockWriter<W: Write + Send> {
     level: u32,
     writer: ArrowWriter<W>,
     index: IndexBuilder,
+    attrs: AttrIndexBuilder,
     stats: Stats,
     /// The cluster being written and the finished ones (with service names, numbered at the end).
     cluster: Option<OpenCluster>,
@@ -93,13 +99,22 @@ pub(crate) struct BlockWriter<W: Write + Send> {
 }
 
 impl<W: Write + Send> BlockWriter<W> {
-    pub(crate) fn new(id: String, level: u32, sink: W, properties: WriterProperties) -> Result<Self, BlockError> {
+    /// A writer of block `id`; the values of `indexed_keys` go to its attribute index
+    /// (none is made without keys).
+    pub(crate) fn new(
+        id: String,
+        level: u32,
+        sink: W,
+        properties: WriterProperties,
+        indexed_keys: &[String],
+    ) -> Result<Self, BlockError> {
         let writer = ArrowWriter::try_new(sink, block_schema(), Some(properties))?;
         Ok(BlockWriter {
             id,
             level,
             writer,
             index: IndexBuilder::default(),
+            attrs: AttrIndexBuilder::new(indexed_keys),
             stats: Stats::default(),
             cluster: None,
             clusters: Vec::new(),
@@ -165,6 +180,7 @@ impl<W: Write + Send> BlockWriter<W> {
         let new_trace = self.last_key.is_none_or(|last| last.0 != span.trace_id);
         self.last_key = Some(key);
         self.index.push_row(span.trace_id);
+        self.attrs.observe(span);
         let cluster = self.cluster.as_mut().expect("write opens a cluster first");
         if !cluster.services.contains(service) {
             cluster.services.insert(service.to_owned());
@@ -222,6 +238,8 @@ impl<W: Write + Send> BlockWriter<W> {
         }
         finished.reverse();
         let index = std::mem::take(&mut self.index).finish();
+        let attrs = std::mem::take(&mut self.attrs);
+        let attrs_opt = attrs.is_enabled().then(|| attrs.finish());
         let num_traces = index.num_traces() as u64;
         let pairs = [
             (META_FORMAT_VERSION, FORMAT_VERSION.to_string()),
@@ -256,7 +274,7 @@ impl<W: Write + Send> BlockWriter<W> {
             operations,
             created_unix_nanos,
         };
-        Ok(FinishedBlock { sink, index, meta })
+        Ok(FinishedBlock { sink, index, attrs_opt, meta })
     }
 }
 

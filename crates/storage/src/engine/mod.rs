@@ -29,10 +29,12 @@
 //! - the WAL directory lock is taken before anything in the store is touched, so a second
 //!   process on the same data directory fails without deleting anything.
 
+mod attribute_lookup;
 mod catalog;
 mod maintenance;
 mod query;
 mod tags;
+pub use attribute_lookup::AttributeTraces;
 pub use tags::{TagQuery, TagScope, TagValues};
 #[cfg(test)]
 mod tests;
@@ -50,7 +52,7 @@ use prometheus_client::registry::Registry;
 use sextant_model::{Span, SpanKind, TraceId};
 use tracing::{info, warn};
 
-use crate::block::{BlockError, BlockMeta, BlockStore, Manifest, compaction};
+use crate::block::{BlockError, BlockMeta, BlockStore, BlockStoreOptions, Manifest, compaction};
 use crate::head::Head;
 use crate::search::merge_trace_spans;
 use crate::wal::{Wal, WalError, WalMetrics, WalOptions};
@@ -95,6 +97,11 @@ pub struct EngineOptions {
     /// the cores busy under a steady overload: a refused client backs off and sends nothing
     /// for a while, even after the flush is done.
     pub head_room_wait: Duration,
+    /// Attribute keys indexed at ingest: every block written from now on (flush and
+    /// compaction) records, per key, its distinct values → traces in `attrs.bin`, which
+    /// [`Engine::trace_ids_with_attribute`] reads instead of scanning the block. None by
+    /// default; blocks written with other keys are scanned for the keys they lack.
+    pub indexed_attribute_keys: Vec<String>,
 }
 
 impl EngineOptions {
@@ -111,6 +118,7 @@ impl EngineOptions {
             compaction: compaction::CompactionPolicy::default(),
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             head_room_wait: DEFAULT_HEAD_ROOM_WAIT,
+            indexed_attribute_keys: Vec::new(),
         }
     }
 
@@ -215,7 +223,9 @@ impl Engine {
     pub async fn open(options: EngineOptions, metrics: EngineMetrics) -> Result<Arc<Engine>, EngineError> {
         let started = Instant::now();
         let (wal, replay) = Wal::open(&options.data_dir.join("wal"), options.wal.clone(), metrics.wal.clone())?;
-        let blocks = BlockStore::local(&options.data_dir.join("store"))?;
+        let block_options =
+            BlockStoreOptions { indexed_attribute_keys: options.indexed_attribute_keys.clone(), ..Default::default() };
+        let blocks = BlockStore::local_with_options(&options.data_dir.join("store"), block_options)?;
         let mut manifest = blocks.load_manifest().await?;
         remove_unlisted_blocks(&blocks, &manifest).await;
 
@@ -481,7 +491,7 @@ async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
     }
 }
 
-/// Loads the footers and trace-ID indexes of `blocks` into `store`'s caches; `cold` counts
+/// Loads the footers, trace-ID and attribute indexes of `blocks` into `store`'s caches; `cold` counts
 /// the blocks not loaded yet.
 pub(super) async fn warm(store: &BlockStore, blocks: &[BlockMeta], cold: &Gauge) {
     cold.inc_by(blocks.len() as i64);

@@ -364,6 +364,28 @@ impl Engine {
         Ok(SearchResult { traces, next_cursor })
     }
 
+    /// Every trace of the head, with its earliest start there and whether one of its spans
+    /// satisfies `query`'s span conditions, as the search reads the head (for
+    /// [`Engine::trace_ids_with_attribute`]).
+    pub(super) fn head_traces(&self, query: Arc<SearchQuery>) -> Vec<(TraceId, u64, bool)> {
+        let mut state = State::new(query);
+        self.search_head(&mut state);
+        state.seen.iter().map(|(id, seen)| (*id, seen.min_start, seen.matched)).collect()
+    }
+
+    /// The traces of one block in the rows a search for `query` reads (all of them without a
+    /// service condition), each with its earliest start there and whether one of its spans
+    /// there satisfies `query`'s span conditions: the search's block scan, for
+    /// [`Engine::trace_ids_with_attribute`] on blocks its attribute indexes do not cover.
+    pub(super) async fn block_traces(
+        &self,
+        meta: &BlockMeta,
+        query: Arc<SearchQuery>,
+    ) -> Result<Vec<(TraceId, u64, bool)>, EngineError> {
+        let (state, _) = self.search_block(meta, query, SearchRows::OfQuery).await?;
+        Ok(state.seen.iter().map(|(id, seen)| (*id, seen.min_start, seen.matched)).collect())
+    }
+
     /// Adds every span of the head to the search state.
     fn search_head(&self, state: &mut State) {
         let head = self.head.read();

@@ -2,6 +2,7 @@
 //! trips, trace and time-range reads, manifest commits, compaction, and a reader outside
 //! Sextant (pyarrow). Shared helpers live here.
 
+mod attrs;
 mod compaction;
 mod interop;
 mod manifest;
