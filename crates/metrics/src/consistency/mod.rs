@@ -29,7 +29,10 @@
 //! Reads and applies wait `wait_seconds` on the caller's clock before they are judged, so
 //! writes that arrive after them within the wait (other traces, other batches) count: the
 //! result does not depend on arrival order within the wait. A write arriving later still is
-//! not held against reads already judged.
+//! not held against reads already judged. An apply whose writes (its own, and its
+//! conflict's versions) are already remembered is judged at once: only earlier writes
+//! concern it, so waiting could change nothing, and a hot key's writes during the wait
+//! could push its writes out of the per-key bound.
 //!
 //! Bounds (all counted when they bite, see [`ConsistencyCounters`]): `max_keys` keys of at
 //! most `max_writes_per_key` writes; `max_pending` waiting reads and applies (the oldest is
@@ -346,7 +349,17 @@ impl ConsistencyAnalyzer {
                         start_unix_nanos: span.start_unix_nanos,
                     })
                 }
-                Access::Apply => Pending::Apply(pending_apply(span, &db)),
+                Access::Apply => {
+                    let apply = pending_apply(span, &db);
+                    // Everything an apply is judged against is a write acknowledged before it:
+                    // when those writes are here already, waiting cannot change the verdict,
+                    // and judging now keeps a hot key's later writes from pushing them out.
+                    if self.writes_known(&apply) {
+                        self.judge_apply(apply);
+                        continue;
+                    }
+                    Pending::Apply(apply)
+                }
             };
             if self.pending.len() >= self.config.max_pending
                 && let Some((_, early)) = self.pending.pop_front()
@@ -410,6 +423,17 @@ impl ConsistencyAnalyzer {
         self.pair_ids.insert(key, id);
         self.lag_totals.push(LagStats::new(&self.buckets));
         Some(id)
+    }
+
+    /// Whether the write an apply replicated, and those of its conflict's versions, are
+    /// remembered.
+    fn writes_known(&self, apply: &PendingApply) -> bool {
+        let known = |version: u64| self.writes.find(&apply.key, version).is_some();
+        known(apply.version)
+            && apply
+                .conflict_opt
+                .as_ref()
+                .is_none_or(|(_, winner, losers)| known(*winner) && losers.iter().all(|loser| known(*loser)))
     }
 
     fn judge(&mut self, item: Pending) {

@@ -211,6 +211,21 @@ fn replication_lag_runs_from_the_acknowledgement_to_the_apply_start() {
 }
 
 #[test]
+fn an_apply_whose_write_is_known_is_judged_before_later_writes_of_a_hot_key_push_it_out() {
+    let config = ConsistencyConfig { wait_seconds: 10, max_writes_per_key: 2, ..Default::default() };
+    let mut a = ConsistencyAnalyzer::new(config).unwrap();
+    a.observe(&[write(1, "k", 100, T0 + 10 * MS, US, "LOCAL_QUORUM")], T0);
+    a.observe(&[apply(11, 1, "k", 100, T0 + 50 * MS, US, EU)], T0);
+    assert_eq!((a.counters().applies_judged, a.num_pending()), (1, 0), "judged without waiting");
+    // Two more writes of the key within the wait forget version 100.
+    a.observe(&[write(2, "k", 200, T0 + 60 * MS, US, "ONE"), write(3, "k", 300, T0 + 70 * MS, US, "ONE")], T0);
+    a.expire(T0 + 20 * SECOND);
+    let c = a.counters();
+    assert_eq!((c.applies_judged, c.applies_without_write, c.evicted_writes), (1, 0, 1));
+    assert_eq!(a.lag_totals()[0].2.min_nanos, 40 * MS);
+}
+
+#[test]
 fn a_conflict_is_explained_with_the_writes_of_winner_and_loser() {
     let mut a = analyzer(0);
     let mut conflict = apply(11, 1, "prices:7", 100, T0 + 50 * MS, US, EU);
