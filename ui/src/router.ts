@@ -45,6 +45,17 @@ export function href(path: string, params: Record<string, string | string[] | un
   return text ? `${path}?${text}` : path;
 }
 
+/** The route's URL with `change` applied to its parameters (an empty value removes one). */
+export function withParams(route: Route, change: Record<string, string | undefined>): string {
+  const next = new URLSearchParams(route.params);
+  for (const [key, value] of Object.entries(change)) {
+    if (value) next.set(key, value);
+    else next.delete(key);
+  }
+  const text = next.toString();
+  return text ? `${route.path}?${text}` : route.path;
+}
+
 /** Follows same-origin links without reloading the page (modifier clicks open tabs as usual). */
 export function onLinkClick(event: MouseEvent): void {
   const anchor = (event.target as Element).closest('a');

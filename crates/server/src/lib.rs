@@ -13,6 +13,7 @@
 pub mod alerting;
 pub mod api;
 pub mod bench;
+mod blocking;
 pub mod config;
 pub mod demo;
 pub mod derived;

@@ -3,7 +3,7 @@
 // date-times (absolute). The span metrics and the service graph are kept with the traces, so
 // any range within retention answers.
 import { useEffect, useState } from 'preact/hooks';
-import { navigate, type Route } from '../router';
+import { navigate, type Route, withParams } from '../router';
 
 export const RANGES: [string, string, number][] = [
   ['15m', 'Last 15 minutes', 900],
@@ -67,14 +67,7 @@ export function TimeRangePicker({
   const [from, setFrom] = useState(route.params.get('start') ?? localInput(range.start));
   const [to, setTo] = useState(route.params.get('end') ?? localInput(range.end));
   useEffect(() => setCustom(range.key === 'custom'), [range.key]);
-  const go = (change: Record<string, string | undefined>) => {
-    const next = new URLSearchParams(route.params);
-    for (const [key, value] of Object.entries(change)) {
-      if (value) next.set(key, value);
-      else next.delete(key);
-    }
-    navigate(`${route.path}${next.toString() ? `?${next}` : ''}`);
-  };
+  const go = (change: Record<string, string | undefined>) => navigate(withParams(route, change));
   return (
     <form
       class="row time-range"

@@ -20,7 +20,7 @@ import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
 import { LineChart, type Line } from '../components/LineChart';
 import { rangeOf, rangeQuery, type TimeRange, TimeRangePicker } from '../components/TimeRange';
 import { formatMillis, formatTime, nanosToMicros } from '../format';
-import { navigate, type Route } from '../router';
+import { navigate, type Route, withParams } from '../router';
 import { ClassificationBadge, ConflictFacts, isDisabled, spanHref, SpanWho, WriteLink } from '../trace/Consistency';
 
 /** Stale reads asked for at most (the API's maximum), binned for the chart. */
@@ -369,14 +369,7 @@ function StaleOverTime({
 
 function FilterForm({ filters, route }: { filters: Filters; route: Route }) {
   const [draft, setDraft] = useState(filters);
-  const go = (next: Filters) => {
-    const params = new URLSearchParams(route.params);
-    for (const [key, value] of Object.entries(next)) {
-      if (value) params.set(key, value);
-      else params.delete(key);
-    }
-    navigate(`${route.path}${params.toString() ? `?${params}` : ''}`);
-  };
+  const go = (next: Filters) => navigate(withParams(route, { ...next }));
   return (
     <form
       class="row consistency-filters"
@@ -455,11 +448,7 @@ function StaleReadList({
   const [shown, setShown] = useState(PAGE_ROWS);
   const list = useRef<HTMLTableSectionElement>(null);
   const reads = answer.staleReads;
-  const keyHref = (key: string) => {
-    const params = new URLSearchParams(route.params);
-    params.set('key', key);
-    return `${route.path}?${params}`;
-  };
+  const keyHref = (key: string) => withParams(route, { key });
   const onKeyDown = (event: KeyboardEvent) => {
     const move = { ArrowDown: 1, j: 1, ArrowUp: -1, k: -1 }[event.key];
     if (move === undefined || (event.target as HTMLElement).tagName === 'INPUT') return;

@@ -8,7 +8,7 @@ import { useMemo, useRef } from 'preact/hooks';
 import { api, ApiError, type BriefSpan, type ProcessAnswer, type ProcessHop } from '../api';
 import { CopyButton, Empty, ErrorBox, Loading, useAsync } from '../components/common';
 import { formatMicros, formatTime, nanosToMicros, serviceColor } from '../format';
-import { href, navigate, type Route } from '../router';
+import { href, navigate, type Route, withParams } from '../router';
 import { type Axis, compactAxis, coveredShare, linearAxis } from '../trace/axis';
 
 /** Height of a step row and of the gap row between two steps, in pixels. */
@@ -94,11 +94,7 @@ function ProcessView({ process, route }: { process: ProcessAnswer; route: Route 
   );
   /** Percent of the axis at unix nanoseconds `nanos`. */
   const x = (nanos: string) => axis.at(nanosToMicros(nanos));
-  const setAxis = (value: 'scale' | 'compact') => {
-    const next = new URLSearchParams(route.params);
-    next.set('axis', value);
-    navigate(`${route.path}?${next}`, true);
-  };
+  const setAxis = (value: 'scale' | 'compact') => navigate(withParams(route, { axis: value }), true);
   const stepOf = new Map(process.steps.map((step, i) => [step.traceId, i]));
   const rowTop = (i: number) => i * (ROW_PX + GAP_PX);
   const height = rowTop(process.steps.length - 1) + ROW_PX;

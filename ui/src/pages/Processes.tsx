@@ -6,7 +6,7 @@ import { api } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
 import { rangeOf, rangeQuery, TimeRangePicker } from '../components/TimeRange';
 import { formatMicros, formatTime, nanosToMicros, serviceColor } from '../format';
-import { href, navigate, type Route } from '../router';
+import { href, navigate, type Route, withParams } from '../router';
 
 const DEFAULT_RANGE = '1h';
 
@@ -30,12 +30,7 @@ export function ProcessesPage({ route }: { route: Route }) {
   );
   const submit = (event: Event) => {
     event.preventDefault();
-    const next = new URLSearchParams(route.params);
-    for (const [name, value] of Object.entries(draft)) {
-      if (value) next.set(name, value);
-      else next.delete(name);
-    }
-    navigate(`/processes${next.toString() ? `?${next}` : ''}`);
+    navigate(withParams(route, draft));
   };
   return (
     <div class="processes-page">

@@ -44,6 +44,7 @@ use sextant_model::TraceId;
 use sextant_storage::engine::Engine;
 use tracing::{info, warn};
 
+use crate::blocking::on_blocking_pool;
 use crate::config::AlertingOptions;
 use crate::derived::DerivedMetrics;
 use notify::{AlertEvent, Notifier, NotifyMetrics};
@@ -227,11 +228,7 @@ impl Alerting {
     async fn save(&self, rules: &[Rule]) -> Result<(), AlertingError> {
         let store = self.store.clone();
         let rules = rules.to_vec();
-        match tokio::task::spawn_blocking(move || store.save(&rules)).await {
-            Ok(result) => Ok(result?),
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("saving the alert rules was cancelled: {error}"),
-        }
+        Ok(on_blocking_pool("saving the alert rules", move || store.save(&rules)).await?)
     }
 
     /// The alerts that are pending, firing or resolved (not yet forgotten), by rule name.

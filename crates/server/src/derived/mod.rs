@@ -68,6 +68,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use sextant_metrics::consistency::span::CONSISTENCY_KEYS;
 
+use crate::blocking::on_blocking_pool;
 use crate::config::MetricsOptions;
 use history::IntervalFiles;
 use worker::Message;
@@ -246,15 +247,11 @@ impl DerivedMetrics {
             return (spans, batch);
         }
         let derived = self.clone();
-        let copied = tokio::task::spawn_blocking(move || {
+        on_blocking_pool("copying spans for the metrics aggregators", move || {
             let batch = derived.prepare(&spans);
             (spans, batch)
-        });
-        match copied.await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("copying spans for the metrics aggregators was cancelled: {error}"),
-        }
+        })
+        .await
     }
 
     /// Queues a committed batch for aggregation, or counts it as dropped.
@@ -370,14 +367,10 @@ impl DerivedMetrics {
         self.aggregators.consistency_opt.as_ref()?;
         self.sync().await;
         let aggregators = self.aggregators.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        on_blocking_pool("reading the consistency analyzer", move || {
             aggregators.consistency_opt.as_ref().map(|consistency| read(&consistency.lock()))
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("reading the consistency analyzer was cancelled: {error}"),
-        }
+        })
+        .await
     }
 
     /// Runs `read` on both aggregators after [`DerivedMetrics::sync`], on the blocking pool
@@ -389,16 +382,12 @@ impl DerivedMetrics {
     {
         self.sync().await;
         let aggregators = self.aggregators.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        on_blocking_pool("reading the metrics aggregators", move || {
             let span_metrics = aggregators.span_metrics.lock();
             let service_graph = aggregators.service_graph.lock();
             read(&span_metrics, &service_graph)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("reading the metrics aggregators was cancelled: {error}"),
-        }
+        })
+        .await
     }
 }
 
