@@ -116,22 +116,31 @@ pub const META_CLUSTERS: &str = "sextant.block.clusters";
 pub const SORT_ORDER: &str = "cluster,trace_id,start_unix_nanos,span_id,kind";
 
 /// Leaf columns written without zstd: random IDs and delta-packed durations, which zstd
-/// cannot shrink, and scalars that are almost always one value, which the dictionary and run
-/// lengths already reduce to a few bytes per page. Every zstd column chunk a query reads
-/// costs a compressor and a decompressor context, and creating each asks the CPU for its
-/// features (`cpuid`, a few microseconds in a virtual machine): a trace lookup reads every
-/// column, so this is a third of its work on 10M spans. Written compressed, these columns
-/// were no smaller (8.016 against 8.011 bytes/span for `span_id`, 2.297 against 2.292 for
-/// `duration_nanos`, the constant ones a few hundredths larger).
-const UNCOMPRESSED_COLUMNS: [&[&str]; 19] = [
+/// cannot shrink, scalars that are almost always one value, and the dictionary-encoded
+/// columns whose indices run in long runs (trace IDs, ten spans a run; service names and
+/// resources, one run per cluster), which the dictionary and run lengths already reduce to a
+/// few bytes per page. Every zstd column chunk a query reads costs a compressor and a
+/// decompressor context, and creating each asks the CPU for its features (`cpuid`, a few
+/// microseconds in a virtual machine): a trace lookup reads every column, and every search
+/// reads `trace_id` and `service_name` (and `resource_attributes` with attribute filters) of
+/// each block it scans; creating these contexts was 8.5% of a search by all filters on 10M
+/// spans, and a fifth of a trace lookup before the first columns here were added. Written
+/// compressed, these columns were no smaller or barely (1M tracegen spans, bytes/span
+/// compressed against raw: `span_id` 8.016 / 8.011, `duration_nanos` 2.297 / 2.292,
+/// `service_name` 0.016 / 0.013, `trace_id` 1.812 / 1.913, `resource_attributes` 0.020 /
+/// 0.060, the constant ones a few hundredths larger).
+const UNCOMPRESSED_COLUMNS: [&[&str]; 22] = [
+    &[TRACE_ID],
     &[SPAN_ID],
     &[DURATION_NANOS],
+    &[SERVICE_NAME],
     &[STATUS_CODE],
     &[TRACE_STATE],
     &[FLAGS],
     &[DROPPED_ATTRIBUTES_COUNT],
     &[DROPPED_EVENTS_COUNT],
     &[DROPPED_LINKS_COUNT],
+    &[RESOURCE_ATTRIBUTES],
     &[RESOURCE_DROPPED_ATTRIBUTES_COUNT],
     &[SCOPE_NAME],
     &[SCOPE_VERSION],
@@ -303,7 +312,7 @@ mod tests {
             matches!(properties.compression(&path), Compression::ZSTD(_))
         };
         assert!(zstd(&[ATTRIBUTES, "list", "item", ATTR_STRING]));
-        assert!(zstd(&[TRACE_ID]) && zstd(&[START_UNIX_NANOS]) && zstd(&[PARENT_SPAN_ID]));
-        assert!(!zstd(&[SPAN_ID]));
+        assert!(zstd(&[START_UNIX_NANOS]) && zstd(&[PARENT_SPAN_ID]) && zstd(&[NAME]));
+        assert!(!zstd(&[SPAN_ID]) && !zstd(&[TRACE_ID]) && !zstd(&[SERVICE_NAME]));
     }
 }

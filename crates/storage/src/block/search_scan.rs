@@ -99,9 +99,28 @@ pub(crate) struct SearchPlan {
     pub(crate) fetch: ProjectionMask,
 }
 
-/// The attribute value columns that could hold a value equal to one of `filters`.
+/// Whether only a string attribute can equal `value`: it reads as no number, boolean or
+/// bytes (lowercase hex), and not as an array or a map (`[…]`, `{…}`).
+fn only_a_string_equals(value: &str) -> bool {
+    !(value.parse::<i64>().is_ok()
+        || value.parse::<f64>().is_ok()
+        || value.parse::<bool>().is_ok()
+        || could_be_bytes(value)
+        || value.starts_with('[')
+        || value.starts_with('{'))
+}
+
+/// The attribute columns needed to decide `filters`: the keys, the string values, and the
+/// other value columns only for filter values that could equal a value there (an integer
+/// column only for a filter value that parses as one, and so on). When only strings can
+/// match, the value types are not read either: a present string value is then a string, or
+/// an array or map as text, which starts with `[` and so equals no such filter value.
 fn value_columns(filters: &[AttributeFilter]) -> Vec<&'static str> {
-    let mut columns = vec![ATTR_KEY, ATTR_TYPE, ATTR_STRING];
+    let mut columns = vec![ATTR_KEY, ATTR_STRING];
+    if filters.iter().all(|f| only_a_string_equals(&f.value)) {
+        return columns;
+    }
+    columns.push(ATTR_TYPE);
     let any = |test: fn(&str) -> bool| filters.iter().any(|f| test(&f.value));
     if any(|v| v.parse::<i64>().is_ok()) {
         columns.push(ATTR_INT);
@@ -112,11 +131,15 @@ fn value_columns(filters: &[AttributeFilter]) -> Vec<&'static str> {
     if any(|v| v.parse::<bool>().is_ok()) {
         columns.push(ATTR_BOOL);
     }
-    // Bytes compare as lowercase hex.
-    if any(|v| v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
+    if any(could_be_bytes) {
         columns.push(ATTR_BYTES);
     }
     columns
+}
+
+/// Whether `value` could equal a bytes value, which compares as lowercase hex.
+fn could_be_bytes(value: &str) -> bool {
+    value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The search schema and the leaf columns `query` needs.
@@ -335,7 +358,8 @@ struct AttributeMatcher<'a> {
     filters: Vec<PreparedFilter<'a>>,
     offsets: &'a [i32],
     keys: TextColumn<'a>,
-    types: &'a PrimitiveArray<UInt8Type>,
+    /// Not read when only string values can match (see [`value_columns`]).
+    types: Option<&'a PrimitiveArray<UInt8Type>>,
     strings: TextColumn<'a>,
     ints: Option<&'a PrimitiveArray<Int64Type>>,
     doubles: Option<&'a PrimitiveArray<Float64Type>>,
@@ -373,7 +397,7 @@ impl<'a> AttributeMatcher<'a> {
             filters,
             offsets: list.value_offsets(),
             keys,
-            types: required(ATTR_TYPE)?.as_primitive_opt().ok_or_else(|| bad(ATTR_TYPE))?,
+            types: field(ATTR_TYPE).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_TYPE))).transpose()?,
             strings,
             ints: field(ATTR_INT).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_INT))).transpose()?,
             doubles: field(ATTR_DOUBLE).map(|c| c.as_primitive_opt().ok_or_else(|| bad(ATTR_DOUBLE))).transpose()?,
@@ -405,7 +429,12 @@ impl<'a> AttributeMatcher<'a> {
             Some((ids, _)) if ids.is_empty() => None,
             Some((ids, keys)) => {
                 let keys = keys.get(start..end).ok_or("attribute offsets beyond the keys")?;
-                keys.iter().rposition(|key| ids.contains(key)).map(|i| start + i)
+                // Usually the key is one dictionary value: compare with it alone.
+                let found = match ids.as_slice() {
+                    [id] => keys.iter().rposition(|key| key == id),
+                    ids => keys.iter().rposition(|key| ids.contains(key)),
+                };
+                found.map(|i| start + i)
             }
             None => {
                 let mut found = None;
@@ -420,8 +449,13 @@ impl<'a> AttributeMatcher<'a> {
         };
         let Some(i) = found else { return Ok(None) };
         let missing = |what: &str| format!("attribute {:?}: {what} is null", filter.key);
+        let Some(types) = self.types else {
+            let answer = !self.strings.is_null(i)
+                && self.strings.row_equals(i, prepared.value_equal.as_deref(), &filter.value)?;
+            return Ok(Some(answer));
+        };
         // A value column that was not read cannot hold a value equal to the filter's.
-        let answer = match self.types.value(i) {
+        let answer = match types.value(i) {
             value_type::STRING => {
                 if self.strings.is_null(i) {
                     return Err(missing(ATTR_STRING));
@@ -474,5 +508,28 @@ impl<'a> AttributeMatcher<'a> {
             *cached = Some(answer);
         }
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns_for(values: &[&str]) -> Vec<&'static str> {
+        let filters: Vec<AttributeFilter> =
+            values.iter().map(|v| AttributeFilter { key: "k".into(), value: v.to_string() }).collect();
+        value_columns(&filters)
+    }
+
+    #[test]
+    fn value_columns_are_those_a_filter_value_could_equal() {
+        assert_eq!(columns_for(&["val_959"]), [ATTR_KEY, ATTR_STRING]);
+        assert_eq!(columns_for(&["val_959", "GET"]), [ATTR_KEY, ATTR_STRING]);
+        assert_eq!(columns_for(&["200"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE, ATTR_INT, ATTR_DOUBLE]);
+        assert_eq!(columns_for(&["val", "2.5"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE, ATTR_DOUBLE]);
+        assert_eq!(columns_for(&["true"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE, ATTR_BOOL]);
+        assert_eq!(columns_for(&["0a1b"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE, ATTR_BYTES]);
+        assert_eq!(columns_for(&["[a,1]"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE]);
+        assert_eq!(columns_for(&["{k:v}"]), [ATTR_KEY, ATTR_STRING, ATTR_TYPE]);
     }
 }

@@ -3,7 +3,9 @@
 //! The head is read whole (it is in memory). Blocks are then read newest first (by their
 //! latest span start), only the columns the query needs (see `BlockStore::fold_search_rows`):
 //! one block first, which often settles the page, then as many at once as there are cores,
-//! each into a state of its own that is then merged. Per trace the search keeps its true earliest start,
+//! each into a state of its own that is merged as it comes in. The next block starts as soon
+//! as one is in (not when the slowest of a round is), unless the blocks being read will
+//! likely complete the page at the rate of matches per block so far. Per trace the search keeps its true earliest start,
 //! latest end, whether some span matched the span conditions, and a summary of its spans.
 //!
 //! The search stops once the page is certain: `limit + 1` matching traces start after every
@@ -29,6 +31,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use sextant_model::TraceId;
 
 use super::{Engine, EngineError};
@@ -191,6 +194,7 @@ impl State {
             *self = other;
             return;
         }
+        self.seen.reserve(other.seen.len());
         let ids: Vec<u32> = other.names.texts.iter().map(|text| self.names.id(text)).collect();
         let remap = |(start, service, name): (u64, u32, u32)| (start, ids[service as usize], ids[name as usize]);
         for (trace_id, mut seen) in other.seen {
@@ -307,39 +311,70 @@ impl Engine {
         let limit = query.effective_limit();
         // Blocks read in part, with the rows not read.
         let mut partial: Vec<(&BlockMeta, Vec<Range<u64>>)> = Vec::new();
-        // The first round reads one block, which often settles the page; later rounds read
-        // as many blocks at once as there are cores.
-        let mut width = 1;
+        // Blocks being read, and blocks to read next whatever the page (they hold spans of
+        // the page's traces).
+        let mut reading = FuturesUnordered::new();
+        let mut reading_metas: Vec<&BlockMeta> = Vec::new();
+        let mut queued: Vec<&BlockMeta> = Vec::new();
+        // One block is read first, which often settles the page; then as many at once as
+        // there are cores, the next one started as soon as one is done.
+        let (mut width, mut blocks_read) = (1, 0);
         let page = loop {
-            let next = pending.iter().position(|meta| may_match(meta));
-            let bound = next.map(|i| pending[i].max_start_unix_nanos);
-            let (top, excluded) = state.top(limit + 1, bound);
-            let round: Vec<usize> = if top.len() > limit || next.is_none() {
-                // Unread spans of these traces could change their place or bring them in.
-                let spread = self.blocks_holding(&pending, top.iter().chain(&excluded)).await?;
-                let unread = self.unread_runs(&mut partial, top.iter().chain(&excluded)).await?;
-                if spread.is_empty() && unread.is_empty() {
-                    break top;
-                }
-                for (meta, runs) in unread {
-                    let (scan, _) = self.search_block(meta, query.clone(), SearchRows::Listed(runs)).await?;
-                    state.absorb(scan);
-                }
-                spread
-            } else {
-                let mut round: Vec<usize> = (0..pending.len()).filter(|&i| may_match(pending[i])).take(width).collect();
-                round.sort_unstable();
-                round
-            };
-            let metas: Vec<&BlockMeta> = round.iter().rev().map(|&i| pending.remove(i)).collect();
-            for chunk in metas.chunks(self.search_parallelism) {
-                let scans = chunk.iter().map(|meta| self.search_block(meta, query.clone(), SearchRows::OfQuery));
-                for (meta, (scan, skipped)) in chunk.iter().zip(futures::future::try_join_all(scans).await?) {
-                    state.absorb(scan);
-                    if !skipped.is_empty() {
-                        partial.push((meta, skipped));
+            if reading_metas.len() < width {
+                let start = match queued.pop() {
+                    Some(meta) => Some(meta),
+                    None => {
+                        let next = pending.iter().position(|meta| may_match(meta));
+                        // A block being read could still hold matches that rank first.
+                        let bound = next
+                            .map(|i| pending[i].max_start_unix_nanos)
+                            .into_iter()
+                            .chain(reading_metas.iter().filter(|m| may_match(m)).map(|m| m.max_start_unix_nanos))
+                            .max();
+                        let (top, excluded) = state.top(limit + 1, bound);
+                        // Whether the blocks being read will likely complete the page, at the
+                        // rate of matches per block so far: then no other is started until
+                        // they are in.
+                        let likely = state.matched.len() * (blocks_read + reading_metas.len()) > limit * blocks_read;
+                        match (top.len() > limit || next.is_none(), reading_metas.is_empty()) {
+                            (false, false) if likely => None,
+                            // No block started before the ones being read are in.
+                            (true, false) => None,
+                            (true, true) => {
+                                // Unread spans of these traces could change their place or
+                                // bring them in.
+                                let traces = || top.iter().chain(&excluded);
+                                let spread = self.blocks_holding(&pending, traces()).await?;
+                                let unread = self.unread_runs(&mut partial, traces()).await?;
+                                if spread.is_empty() && unread.is_empty() {
+                                    break top;
+                                }
+                                for (meta, runs) in unread {
+                                    let (scan, _) =
+                                        self.search_block(meta, query.clone(), SearchRows::Listed(runs)).await?;
+                                    state.absorb(scan);
+                                }
+                                queued.extend(spread.iter().rev().map(|&i| pending.remove(i)));
+                                continue;
+                            }
+                            (false, _) => next.map(|i| pending.remove(i)),
+                        }
                     }
+                };
+                if let Some(meta) = start {
+                    reading_metas.push(meta);
+                    let read = self.search_block(meta, query.clone(), SearchRows::OfQuery);
+                    reading.push(async move { (meta, read.await) });
+                    continue;
                 }
+            }
+            let (meta, read) = reading.next().await.expect("a block is being read");
+            reading_metas.retain(|m| m.id != meta.id);
+            let (scan, skipped) = read?;
+            state.absorb(scan);
+            blocks_read += 1;
+            if !skipped.is_empty() {
+                partial.push((meta, skipped));
             }
             width = self.search_parallelism;
         };

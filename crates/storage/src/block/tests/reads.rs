@@ -134,6 +134,8 @@ fn varied_spans() -> Vec<Span> {
                 key: "tags".into(),
                 value: AnyValue::Array(vec![AnyValue::String("a".into()), AnyValue::Int(1)]),
             });
+        } else if i % 10 == 5 {
+            span.attributes.push(KeyValue::string("tags", "a"));
         }
     }
     spans[17].resource = Arc::new(Resource::default());
@@ -273,6 +275,8 @@ async fn search_rows_match_exactly_as_whole_spans_do() {
         SearchQuery { attributes: vec![attribute("region", "eu")], ..Default::default() },
         SearchQuery { attributes: vec![attribute("service.name", "db")], ..Default::default() },
         SearchQuery { attributes: vec![attribute("tags", "[a,1]")], ..Default::default() },
+        // Read without the value types: the arrays' text must not pass for a string.
+        SearchQuery { attributes: vec![attribute("tags", "a")], ..Default::default() },
         SearchQuery {
             service: Some("cart".into()),
             attributes: vec![attribute("user", "u5"), attribute("retry", "false")],
