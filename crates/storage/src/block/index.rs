@@ -33,6 +33,8 @@ use std::ops::Range;
 
 use sextant_model::TraceId;
 
+use super::trace_filter::TraceFilter;
+
 const MAGIC: &[u8; 4] = b"SXTI";
 const VERSION: u32 = 2;
 /// Version 1: one run per trace, so trace IDs and first rows both strictly increase.
@@ -64,6 +66,8 @@ pub struct BlockIndex {
     ends: Vec<u32>,
     num_rows: u32,
     num_traces: usize,
+    /// Answers "surely not here" for most trace IDs the block does not hold.
+    filter: TraceFilter,
 }
 
 impl BlockIndex {
@@ -92,21 +96,21 @@ impl BlockIndex {
 
     /// The runs of rows holding `trace_id`'s spans, in row order; empty if the block has none.
     pub fn lookup(&self, trace_id: &TraceId) -> impl Iterator<Item = Range<u64>> + '_ {
-        let found = match self.position(trace_id) {
-            Ok(i) => {
+        let found = match self.find(trace_id) {
+            Some(i) => {
                 let first = self.trace_ids[..i].iter().rposition(|id| id != trace_id).map_or(0, |j| j + 1);
                 let end =
                     self.trace_ids[i..].iter().position(|id| id != trace_id).map_or(self.trace_ids.len(), |j| i + j);
                 first..end
             }
-            Err(_) => 0..0,
+            None => 0..0,
         };
         found.map(|i| self.rows_of(i))
     }
 
     /// Where `trace_id`'s first run is among the runs (see [`BlockIndex::trace_ids`]).
     pub fn first_run_of(&self, trace_id: &TraceId) -> Option<usize> {
-        let i = self.position(trace_id).ok()?;
+        let i = self.find(trace_id)?;
         Some(self.trace_ids[..i].iter().rposition(|id| id != trace_id).map_or(0, |j| j + 1))
     }
 
@@ -114,7 +118,7 @@ impl BlockIndex {
     /// when they are few against the index, one merge pass otherwise.
     pub fn contains_any(&self, sorted: &[TraceId]) -> bool {
         if sorted.len().saturating_mul(16) < self.trace_ids.len() {
-            return sorted.iter().any(|id| self.position(id).is_ok());
+            return sorted.iter().any(|id| self.find(id).is_some());
         }
         let (mut a, mut b) = (self.trace_ids.iter().peekable(), sorted.iter().peekable());
         while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
@@ -125,6 +129,14 @@ impl BlockIndex {
             }
         }
         false
+    }
+
+    /// A position of `trace_id` among the sorted IDs, if the block holds it.
+    fn find(&self, trace_id: &TraceId) -> Option<usize> {
+        if !self.filter.may_contain(trace_id) {
+            return None;
+        }
+        self.position(trace_id).ok()
     }
 
     /// Where `trace_id` is in the sorted IDs, or where it would go, as `binary_search` says.
@@ -167,7 +179,7 @@ impl BlockIndex {
 
     /// Heap bytes held, for cache accounting.
     pub fn memory_size(&self) -> usize {
-        self.trace_ids.len() * (ENTRY_LEN + 4) + std::mem::size_of::<Self>()
+        self.trace_ids.len() * (ENTRY_LEN + 4) + self.filter.memory_size() + std::mem::size_of::<Self>()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -248,7 +260,8 @@ impl BlockIndex {
             ends[pair[0].1 as usize] = pair[1].0;
         }
         let num_traces = trace_ids.len() - trace_ids.windows(2).filter(|pair| pair[0] == pair[1]).count();
-        Ok(BlockIndex { trace_ids, first_rows, ends, num_rows, num_traces })
+        let filter = TraceFilter::new(&trace_ids);
+        Ok(BlockIndex { trace_ids, first_rows, ends, num_rows, num_traces, filter })
     }
 }
 

@@ -55,6 +55,7 @@ pub mod retention;
 pub mod schema;
 mod search_scan;
 mod store;
+mod trace_filter;
 mod writer;
 
 #[cfg(test)]

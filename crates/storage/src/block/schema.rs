@@ -154,6 +154,24 @@ const UNCOMPRESSED_COLUMNS: [&[&str]; 22] = [
     &[LINKS, "list", "item", LINK_FLAGS],
 ];
 
+/// Leaf columns written with LZ4 (raw) instead of zstd: the ones a trace lookup reads that
+/// are mostly empty or small (attribute values other than strings, events, links' attributes,
+/// status messages, kinds). Their pages are mostly repetition and definition levels in long
+/// runs, which LZ4 shrinks about as well as zstd, and an LZ4 codec costs nothing to create,
+/// where each zstd column chunk read costs a context pair (see [`UNCOMPRESSED_COLUMNS`]).
+const LZ4_COLUMNS: [&[&str]; 10] = [
+    &[KIND],
+    &[STATUS_MESSAGE],
+    &[ATTRIBUTES, "list", "item", ATTR_INT],
+    &[ATTRIBUTES, "list", "item", ATTR_DOUBLE],
+    &[ATTRIBUTES, "list", "item", ATTR_BOOL],
+    &[ATTRIBUTES, "list", "item", ATTR_BYTES],
+    &[EVENTS, "list", "item", EVENT_TIME_UNIX_NANOS],
+    &[EVENTS, "list", "item", EVENT_NAME],
+    &[EVENTS, "list", "item", EVENT_ATTRIBUTES],
+    &[LINKS, "list", "item", LINK_ATTRIBUTES],
+];
+
 /// Rows per row group unless configured otherwise.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
 /// Rows per data page (approximate: checked per write batch). Smaller pages let a trace
@@ -253,7 +271,7 @@ pub fn block_schema() -> SchemaRef {
 
 /// Parquet writer settings of a block.
 ///
-/// - zstd everywhere; dictionary encoding (Parquet's default) for every column except the
+/// - zstd, except the columns of [`UNCOMPRESSED_COLUMNS`] and [`LZ4_COLUMNS`]; dictionary encoding (Parquet's default) for every column except the
 ///   mostly-unique ones: `span_id`, `parent_span_id` and the timestamps; delta encoding for
 ///   `duration_nanos`;
 /// - page-level statistics of `trace_id` and `start_unix_nanos` only, the columns readers
@@ -274,9 +292,12 @@ pub fn writer_properties(row_group_rows: usize, page_rows: usize, zstd_level: i3
     for name in [SPAN_ID, PARENT_SPAN_ID, START_UNIX_NANOS, DURATION_NANOS] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
-    for path in UNCOMPRESSED_COLUMNS {
-        let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
-        builder = builder.set_column_compression(path, Compression::UNCOMPRESSED);
+    let codecs = [(&UNCOMPRESSED_COLUMNS[..], Compression::UNCOMPRESSED), (&LZ4_COLUMNS[..], Compression::LZ4_RAW)];
+    for (paths, codec) in codecs {
+        for path in paths {
+            let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
+            builder = builder.set_column_compression(path, codec);
+        }
     }
     // Measured on the benchmark workload (rows sorted by trace, starts spread over days):
     // delta encoding of starts pays the full jump at every trace boundary (6.4 bytes/span),
@@ -294,25 +315,29 @@ mod tests {
 
     /// A path that names no leaf column would be ignored by the writer without a word.
     #[test]
-    fn uncompressed_columns_name_leaf_columns_and_the_rest_stay_zstd() {
+    fn codec_lists_name_leaf_columns_and_the_rest_stay_zstd() {
         let parquet = ArrowSchemaConverter::new().convert(&block_schema()).unwrap();
         let properties = writer_properties(DEFAULT_ROW_GROUP_ROWS, DEFAULT_PAGE_ROWS, 1);
         let leaves: Vec<Vec<String>> = parquet.columns().iter().map(|c| c.path().parts().to_vec()).collect();
-        for path in UNCOMPRESSED_COLUMNS {
-            let path: Vec<String> = path.iter().map(|part| part.to_string()).collect();
-            assert!(leaves.contains(&path), "{path:?} is not a leaf column");
+        for (paths, codec) in
+            [(&UNCOMPRESSED_COLUMNS[..], Compression::UNCOMPRESSED), (&LZ4_COLUMNS[..], Compression::LZ4_RAW)]
+        {
+            for path in paths {
+                let path: Vec<String> = path.iter().map(|part| part.to_string()).collect();
+                assert!(leaves.contains(&path), "{path:?} is not a leaf column");
+            }
+            let with_codec =
+                leaves.iter().filter(|path| properties.compression(&ColumnPath::new(path.to_vec())) == codec);
+            assert_eq!(with_codec.count(), paths.len(), "{codec:?}");
         }
-        let uncompressed: Vec<&Vec<String>> = leaves
-            .iter()
-            .filter(|path| properties.compression(&ColumnPath::new(path.to_vec())) == Compression::UNCOMPRESSED)
-            .collect();
-        assert_eq!(uncompressed.len(), UNCOMPRESSED_COLUMNS.len());
         let zstd = |path: &[&str]| {
             let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
             matches!(properties.compression(&path), Compression::ZSTD(_))
         };
-        assert!(zstd(&[ATTRIBUTES, "list", "item", ATTR_STRING]));
+        let zstd_leaves = leaves.iter().filter(|path| zstd(&path.iter().map(String::as_str).collect::<Vec<_>>()));
+        assert_eq!(zstd_leaves.count(), leaves.len() - UNCOMPRESSED_COLUMNS.len() - LZ4_COLUMNS.len());
+        assert!(zstd(&[ATTRIBUTES, "list", "item", ATTR_STRING]) && zstd(&[ATTRIBUTES, "list", "item", ATTR_KEY]));
         assert!(zstd(&[START_UNIX_NANOS]) && zstd(&[PARENT_SPAN_ID]) && zstd(&[NAME]));
-        assert!(!zstd(&[SPAN_ID]) && !zstd(&[TRACE_ID]) && !zstd(&[SERVICE_NAME]));
+        assert!(!zstd(&[SPAN_ID]) && !zstd(&[TRACE_ID]) && !zstd(&[SERVICE_NAME]) && !zstd(&[KIND]));
     }
 }
