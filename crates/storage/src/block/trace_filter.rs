@@ -7,8 +7,8 @@
 //! traces), so on 10M spans (122 blocks) a lookup spent a tenth of its time there. The
 //! filter answers most of those with one cache line: it is blocked (Putze, Sanders, Singler,
 //! "Cache-, Hash- and Space-Efficient Bloom Filters"), each ID setting six bits within one
-//! 512-bit block, at 12 bits per ID: about one false positive in 200 (which then searches the
-//! IDs as before), no false negatives.
+//! 512-bit block, at 12 bits per ID: false positives for well under one ID in a hundred (they
+//! then search the IDs as before; the tests hold it under one in fifty), no false negatives.
 
 use sextant_model::TraceId;
 

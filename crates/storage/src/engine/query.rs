@@ -5,8 +5,9 @@
 //! one block first, which often settles the page, then as many at once as there are cores,
 //! each into a state of its own that is merged as it comes in. The next block starts as soon
 //! as one is in (not when the slowest of a round is), unless the blocks being read will
-//! likely complete the page at the rate of matches per block so far. Per trace the search keeps its true earliest start,
-//! latest end, whether some span matched the span conditions, and a summary of its spans.
+//! likely complete the page at the rate of matches per block so far. Per trace the search
+//! keeps its true earliest start, latest end, whether some span matched the span conditions,
+//! and a summary of its spans.
 //!
 //! The search stops once the page is certain: `limit + 1` matching traces start after every
 //! span of the blocks not read yet that could match (so no trace found later can rank before
