@@ -118,7 +118,7 @@ mod tests {
     fn names(groups: &[ResourceGroup<'_>]) -> Vec<Vec<Vec<String>>> {
         groups
             .iter()
-            .map(|g| g.scopes.iter().map(|s| s.spans.iter().map(|s| s.name.clone()).collect()).collect())
+            .map(|g| g.scopes.iter().map(|s| s.spans.iter().map(|s| s.name.to_string()).collect()).collect())
             .collect()
     }
 

@@ -22,7 +22,7 @@
 
 use std::ops::AddAssign;
 
-use sextant_model::{AnyValue, Event, KeyValue, Link, Span};
+use sextant_model::{AnyValue, CompactString, Event, KeyValue, Link, Span};
 
 /// Limits applied to every span at ingest. Cheap to clone; `Default` gives the documented
 /// defaults.
@@ -149,7 +149,7 @@ pub(crate) fn limit_span(span: &mut Span, limits: &Limits) -> Applied {
 /// anything was shortened.
 pub(crate) fn truncate_value(value: &mut AnyValue, max_bytes: usize) -> bool {
     match value {
-        AnyValue::String(s) => truncate_str(s, max_bytes),
+        AnyValue::String(s) => truncate_compact(s, max_bytes),
         AnyValue::Bytes(b) if b.len() > max_bytes => {
             b.truncate(max_bytes);
             true
@@ -165,15 +165,24 @@ pub(crate) fn truncate_value(value: &mut AnyValue, max_bytes: usize) -> bool {
 
 /// Truncates `s` to at most `max_bytes` bytes, backing off to the previous character boundary.
 pub(crate) fn truncate_str(s: &mut String, max_bytes: usize) -> bool {
+    cut_at(s, max_bytes).map(|end| s.truncate(end)).is_some()
+}
+
+/// [`truncate_str`] for a compact string.
+fn truncate_compact(s: &mut CompactString, max_bytes: usize) -> bool {
+    cut_at(s, max_bytes).map(|end| s.truncate(end)).is_some()
+}
+
+/// Where a string longer than `max_bytes` is cut: the last character boundary at or before it.
+fn cut_at(s: &str, max_bytes: usize) -> Option<usize> {
     if s.len() <= max_bytes {
-        return false;
+        return None;
     }
     let mut end = max_bytes;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s.truncate(end);
-    true
+    Some(end)
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn span_to_proto(span: &Span) -> pt::Span {
         trace_state: span.trace_state.clone(),
         parent_span_id: span.parent_span_id.map(|id| id.0.to_vec()).unwrap_or_default(),
         flags: span.flags,
-        name: span.name.clone(),
+        name: span.name.to_string(),
         kind: span.kind as i32,
         start_time_unix_nano: span.start_unix_nanos,
         end_time_unix_nano: span.end_unix_nanos,
@@ -109,12 +109,12 @@ fn attributes_to_proto(attributes: &[KeyValue]) -> Vec<pc::KeyValue> {
 }
 
 fn key_value_to_proto(kv: &KeyValue) -> pc::KeyValue {
-    pc::KeyValue { key: kv.key.clone(), value: Some(value_to_proto(&kv.value)), key_strindex: 0 }
+    pc::KeyValue { key: kv.key.to_string(), value: Some(value_to_proto(&kv.value)), key_strindex: 0 }
 }
 
 fn value_to_proto(value: &AnyValue) -> pc::AnyValue {
     let value = match value {
-        AnyValue::String(s) => PValue::StringValue(s.clone()),
+        AnyValue::String(s) => PValue::StringValue(s.to_string()),
         AnyValue::Bool(b) => PValue::BoolValue(*b),
         AnyValue::Int(i) => PValue::IntValue(*i),
         AnyValue::Double(d) => PValue::DoubleValue(*d),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use sextant_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, StatusCode};
+use sextant_model::{AnyValue, CompactString, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, StatusCode};
 
 use crate::error::parse_json;
 use crate::json_fields::{Base64, Double, Integer, ObjectOnly, enumeration, integer, nullable};
@@ -120,7 +120,7 @@ struct JsonSpan {
     #[serde(default, deserialize_with = "integer")]
     flags: u32,
     #[serde(default, deserialize_with = "nullable")]
-    name: String,
+    name: CompactString,
     #[serde(default, deserialize_with = "span_kind")]
     kind: i32,
     #[serde(default, deserialize_with = "integer")]
@@ -186,7 +186,7 @@ struct JsonStatus {
 #[serde(rename_all = "camelCase")]
 struct JsonKeyValue {
     #[serde(default, deserialize_with = "nullable")]
-    key: String,
+    key: CompactString,
     #[serde(default)]
     value: JsonAnyValue,
 }
@@ -253,7 +253,7 @@ impl<'de> Visitor<'de> for AnyValueVisitor {
         let mut value = None;
         while let Some(key) = map.next_key::<ValueField>()? {
             let next = match key {
-                ValueField::StringValue => map.next_value::<Option<String>>()?.map(AnyValue::String),
+                ValueField::StringValue => map.next_value::<Option<CompactString>>()?.map(AnyValue::String),
                 ValueField::BoolValue => map.next_value::<Option<bool>>()?.map(AnyValue::Bool),
                 ValueField::IntValue => map.next_value::<Option<Integer<i64>>>()?.map(|i| AnyValue::Int(i.0)),
                 ValueField::DoubleValue => map.next_value::<Option<Double>>()?.map(|d| AnyValue::Double(d.0)),

@@ -63,7 +63,7 @@ fn span_json(span: &Span) -> Value {
     }
     put_str(&mut object, "traceState", &span.trace_state);
     put_count(&mut object, "flags", span.flags);
-    object.insert("name".into(), Value::String(span.name.clone()));
+    object.insert("name".into(), Value::String(span.name.to_string()));
     object.insert("kind".into(), Value::from(span.kind as i32));
     object.insert("startTimeUnixNano".into(), Value::String(span.start_unix_nanos.to_string()));
     object.insert("endTimeUnixNano".into(), Value::String(span.end_unix_nanos.to_string()));

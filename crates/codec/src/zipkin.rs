@@ -137,10 +137,10 @@ impl<'de> Deserialize<'de> for TagValue {
                 f.write_str("a string tag value")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<TagValue, E> {
-                Ok(TagValue(Some(AnyValue::String(v.to_string()))))
+                Ok(TagValue(Some(AnyValue::String(v.into()))))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<TagValue, E> {
-                Ok(TagValue(Some(AnyValue::String(v))))
+                Ok(TagValue(Some(AnyValue::String(v.into()))))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<TagValue, E> {
                 Ok(TagValue(Some(AnyValue::Bool(v))))
@@ -168,7 +168,7 @@ type Tags = BTreeMap<String, AnyValue>;
 /// Removes a tag and returns it as text.
 fn take_text(tags: &mut Tags, key: &str) -> Option<String> {
     tags.remove(key).map(|value| match value {
-        AnyValue::String(s) => s,
+        AnyValue::String(s) => s.into(),
         other => other.to_string(),
     })
 }
@@ -214,10 +214,10 @@ fn convert(zipkin: ZipkinSpan, batch: &BatchBuilder<'_>) -> Result<(Span, Resour
     let scope = take_scope(&mut tags);
     let resource = take_resource(&mut tags, zipkin.local_endpoint.as_ref());
 
-    span.attributes = tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
+    span.attributes = tags.into_iter().map(|(key, value)| KeyValue { key: key.into(), value }).collect();
     if let Some(local) = &zipkin.local_endpoint {
         if let Some(ip) = endpoint_ip(local) {
-            upsert(&mut span.attributes, "net.host.ip", AnyValue::String(ip.to_string()));
+            upsert(&mut span.attributes, "net.host.ip", AnyValue::String(ip.into()));
         }
         if local.port > 0 {
             upsert(&mut span.attributes, "net.host.port", AnyValue::Int(i64::from(local.port)));
@@ -225,10 +225,10 @@ fn convert(zipkin: ZipkinSpan, batch: &BatchBuilder<'_>) -> Result<(Span, Resour
     }
     if let Some(remote) = &zipkin.remote_endpoint {
         if !remote.service_name.is_empty() {
-            upsert(&mut span.attributes, "peer.service", AnyValue::String(remote.service_name.clone()));
+            upsert(&mut span.attributes, "peer.service", AnyValue::String(remote.service_name.as_str().into()));
         }
         if let Some(ip) = endpoint_ip(remote) {
-            upsert(&mut span.attributes, "net.peer.ip", AnyValue::String(ip.to_string()));
+            upsert(&mut span.attributes, "net.peer.ip", AnyValue::String(ip.into()));
         }
         if remote.port > 0 {
             upsert(&mut span.attributes, "net.peer.port", AnyValue::Int(i64::from(remote.port)));
@@ -290,7 +290,7 @@ fn set_status(span: &mut Span, tags: &mut Tags) {
     if let Some(error) = tags.get("error") {
         span.status_code = StatusCode::Error;
         let text = match error {
-            AnyValue::String(s) => s.clone(),
+            AnyValue::String(s) => s.to_string(),
             other => other.to_string(),
         };
         if text == "true" {
@@ -353,7 +353,7 @@ fn json_attributes(text: &str) -> Option<Vec<KeyValue>> {
             .into_iter()
             .filter_map(|(key, value)| {
                 let value = match value {
-                    serde_json::Value::String(s) => AnyValue::String(s),
+                    serde_json::Value::String(s) => AnyValue::String(s.into()),
                     serde_json::Value::Bool(b) => AnyValue::Bool(b),
                     serde_json::Value::Number(n) => match n.as_i64() {
                         Some(i) => AnyValue::Int(i),
@@ -361,7 +361,7 @@ fn json_attributes(text: &str) -> Option<Vec<KeyValue>> {
                     },
                     _ => return None,
                 };
-                Some(KeyValue { key, value })
+                Some(KeyValue { key: key.into(), value })
             })
             .collect(),
     )
@@ -415,7 +415,7 @@ fn take_resource(tags: &mut Tags, local_endpoint: Option<&Endpoint>) -> Resource
     }
     for key in keys {
         if let Some(value) = tags.remove(&key) {
-            attributes.push(KeyValue { key, value });
+            attributes.push(KeyValue { key: key.into(), value });
         }
     }
     Resource { attributes, dropped_attributes_count: 0 }
@@ -455,7 +455,7 @@ mod tests {
         let mut tags = Tags::new();
         tags.insert(
             "otlp.link.0".into(),
-            AnyValue::String(format!("{}|{}|k=v|{{\"a\":true}}|3", "ab".repeat(16), "cd".repeat(8))),
+            AnyValue::String(format!("{}|{}|k=v|{{\"a\":true}}|3", "ab".repeat(16), "cd".repeat(8)).into()),
         );
         tags.insert("otlp.link.1".into(), AnyValue::String("garbage".into()));
         take_links(&mut span, &mut tags);

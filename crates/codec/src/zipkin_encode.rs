@@ -33,7 +33,7 @@ pub fn zipkin_span_json(span: &Span) -> Value {
     if let Some(parent) = span.parent_span_id {
         object.insert("parentId".into(), Value::String(hex::encode(parent.0)));
     }
-    object.insert("name".into(), Value::String(span.name.clone()));
+    object.insert("name".into(), Value::String(span.name.to_string()));
     let kind = match span.kind {
         SpanKind::Client => Some("CLIENT"),
         SpanKind::Server => Some("SERVER"),
@@ -115,11 +115,11 @@ fn tags(span: &Span) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     for kv in &span.resource.attributes {
         if kv.key != "service.name" {
-            tags.insert(kv.key.clone(), kv.value.to_string());
+            tags.insert(kv.key.to_string(), kv.value.to_string());
         }
     }
     for kv in span.attributes.iter().filter(|kv| !ENDPOINT_ATTRIBUTES.contains(&kv.key.as_str())) {
-        tags.insert(kv.key.clone(), kv.value.to_string());
+        tags.insert(kv.key.to_string(), kv.value.to_string());
     }
     if !span.scope.name.is_empty() {
         tags.insert("otel.scope.name".into(), span.scope.name.clone());
@@ -180,13 +180,13 @@ fn attributes_json(attributes: &[KeyValue]) -> String {
         .iter()
         .map(|kv| {
             let value = match &kv.value {
-                AnyValue::String(s) => Value::String(s.clone()),
+                AnyValue::String(s) => Value::String(s.to_string()),
                 AnyValue::Bool(b) => Value::Bool(*b),
                 AnyValue::Int(i) => json!(i),
                 AnyValue::Double(d) => json!(d),
                 other => Value::String(other.to_string()),
             };
-            (kv.key.clone(), value)
+            (kv.key.to_string(), value)
         })
         .collect();
     Value::Object(object).to_string()

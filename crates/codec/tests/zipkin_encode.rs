@@ -49,13 +49,13 @@ fn event_attributes() -> impl Strategy<Value = Vec<KeyValue>> {
     prop::collection::btree_map(
         key(),
         prop_oneof![
-            text().prop_map(AnyValue::String),
+            text().prop_map(|s| AnyValue::String(s.into())),
             any::<i32>().prop_map(|i| AnyValue::Int(i.into())),
             any::<bool>().prop_map(AnyValue::Bool)
         ],
         0..3,
     )
-    .prop_map(|map| map.into_iter().map(|(key, value)| KeyValue { key, value }).collect())
+    .prop_map(|map| map.into_iter().map(|(key, value)| KeyValue::new(key, value)).collect())
 }
 
 prop_compose! {

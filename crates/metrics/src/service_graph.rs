@@ -518,7 +518,7 @@ fn virtual_node(span: &Span) -> Option<(String, ConnectionType)> {
     ];
     PEERS.iter().find_map(|(key, connection_type)| {
         let name = match find_attribute(&span.attributes, key)? {
-            AnyValue::String(name) => name.clone(),
+            AnyValue::String(name) => name.to_string(),
             other => other.to_string(),
         };
         (!name.is_empty()).then_some((name, *connection_type))

@@ -173,7 +173,7 @@ impl SpanMetrics {
                 |labels| labels.matches(service, span, &dimension_values),
                 || SeriesLabels {
                     service: service.to_string(),
-                    span_name: span.name.clone(),
+                    span_name: span.name.to_string(),
                     span_kind: span.kind,
                     status_code: span.status_code,
                     dimensions: dimension_values.iter().map(|v| v.to_string()).collect(),

@@ -186,7 +186,7 @@ impl TraceSummary {
         Some(TraceSummary {
             trace_id,
             root_service: root.service_name().to_string(),
-            root_name: root.name.clone(),
+            root_name: root.name.to_string(),
             start_unix_nanos: start,
             duration_nanos: end.saturating_sub(start),
             span_count: spans.len(),

@@ -92,8 +92,11 @@ pub fn spans(seed: u64, num_spans: usize) -> Vec<Span> {
                 .map(|a| {
                     let k = (first + a * 7) % NUM_KEYS;
                     let v = rng.below(NUM_VALUES as u64) as usize;
-                    let value =
-                        if k.is_multiple_of(8) { AnyValue::Int(v as i64) } else { AnyValue::String(values[v].clone()) };
+                    let value = if k.is_multiple_of(8) {
+                        AnyValue::Int(v as i64)
+                    } else {
+                        AnyValue::String(values[v].as_str().into())
+                    };
                     KeyValue::new(keys[k].clone(), value)
                 })
                 .collect();

@@ -32,7 +32,7 @@
 use std::sync::Arc;
 
 use prost::encoding::WireType;
-use sextant_model::{AnyValue, Event, KeyValue, Link, Resource, Scope, SpanId, TraceId};
+use sextant_model::{AnyValue, CompactString, Event, KeyValue, Link, Resource, Scope, SpanId, TraceId};
 
 use super::wire::{Fields, Reader, WireError};
 use crate::limits::add_dropped;
@@ -137,7 +137,7 @@ pub(super) struct SpanParts<'a> {
     pub parent_span_id: &'a [u8],
     pub trace_state: String,
     pub flags: u32,
-    pub name: String,
+    pub name: CompactString,
     pub kind: i32,
     pub start_unix_nanos: u64,
     pub end_unix_nanos: u64,
@@ -272,7 +272,7 @@ fn span<'a>(r: &mut Reader<'a>, wire_type: WireType, depth: u32, cx: &mut Contex
         parent_span_id: &[],
         trace_state: String::new(),
         flags: 0,
-        name: String::new(),
+        name: CompactString::default(),
         kind: 0,
         start_unix_nanos: 0,
         end_unix_nanos: 0,
@@ -295,7 +295,7 @@ fn span<'a>(r: &mut Reader<'a>, wire_type: WireType, depth: u32, cx: &mut Contex
             2 => span.span_id = r.bytes_field(wire_type)?,
             3 => span.trace_state = r.str_field(wire_type)?.to_owned(),
             4 => span.parent_span_id = r.bytes_field(wire_type)?,
-            5 => span.name = r.str_field(wire_type)?.to_owned(),
+            5 => span.name = CompactString::from(r.str_field(wire_type)?),
             6 => span.kind = r.varint_field(wire_type)? as i32,
             7 => span.start_unix_nanos = r.fixed64_field(wire_type)?,
             8 => span.end_unix_nanos = r.fixed64_field(wire_type)?,
@@ -432,10 +432,10 @@ fn key_value(
     depth: u32,
     cx: &mut Context<'_>,
 ) -> Result<Option<bool>, WireError> {
-    let mut key = String::new();
+    let mut key = CompactString::default();
     let mut value = PendingValue::Empty;
     r.message(wire_type, depth, &KEY_VALUE, |r, tag, wire_type, depth| match tag {
-        1 => r.str_field(wire_type).map(|s| key = s.to_owned()),
+        1 => r.str_field(wire_type).map(|s| key = CompactString::from(s)),
         2 => r.message(wire_type, depth, &ANY_VALUE, |r, tag, wire_type, depth| {
             any_value_field(r, tag, wire_type, depth, cx, &mut value)
         }),
@@ -467,7 +467,7 @@ fn any_value(
 enum PendingValue {
     /// No field yet.
     Empty,
-    String(String),
+    String(CompactString),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -499,7 +499,7 @@ fn any_value_field(
     value: &mut PendingValue,
 ) -> Result<(), WireError> {
     let new_value = match tag {
-        1 => PendingValue::String(r.str_field(wire_type)?.to_owned()),
+        1 => PendingValue::String(CompactString::from(r.str_field(wire_type)?)),
         2 => PendingValue::Bool(r.varint_field(wire_type)? != 0),
         3 => PendingValue::Int(r.varint_field(wire_type)? as i64),
         4 => PendingValue::Double(f64::from_bits(r.fixed64_field(wire_type)?)),

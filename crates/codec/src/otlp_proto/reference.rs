@@ -101,7 +101,7 @@ fn span_from_proto(
         parent_span_id: check_parent_span_id(&span.parent_span_id).ok().flatten(),
         trace_state: span.trace_state,
         flags: span.flags,
-        name: span.name,
+        name: span.name.into(),
         kind: SpanKind::from_i32(span.kind),
         start_unix_nanos: span.start_time_unix_nano,
         end_unix_nanos: span.end_time_unix_nano,
@@ -176,7 +176,7 @@ fn attributes_from_proto(attributes: Vec<pc::KeyValue>, dropped: &mut u32, num_d
     let mut out = Vec::with_capacity(attributes.len());
     for kv in attributes {
         match kv.value.and_then(|value| value_from_proto(value, num_dropped)) {
-            Some(value) => out.push(KeyValue { key: kv.key, value }),
+            Some(value) => out.push(KeyValue { key: kv.key.into(), value }),
             None => {
                 add_dropped(dropped, 1);
                 *num_dropped += 1;
@@ -190,7 +190,7 @@ fn attributes_from_proto(attributes: Vec<pc::KeyValue>, dropped: &mut u32, num_d
 /// are left out and counted in `num_dropped`.
 fn value_from_proto(value: pc::AnyValue, num_dropped: &mut u64) -> Option<AnyValue> {
     Some(match value.value? {
-        PValue::StringValue(s) => AnyValue::String(s),
+        PValue::StringValue(s) => AnyValue::String(s.into()),
         PValue::BoolValue(b) => AnyValue::Bool(b),
         PValue::IntValue(i) => AnyValue::Int(i),
         PValue::DoubleValue(d) => AnyValue::Double(d),
@@ -209,7 +209,7 @@ fn value_from_proto(value: pc::AnyValue, num_dropped: &mut u64) -> Option<AnyVal
             let mut kvs = Vec::with_capacity(list.values.len());
             for kv in list.values {
                 match kv.value.and_then(|value| value_from_proto(value, num_dropped)) {
-                    Some(value) => kvs.push(KeyValue { key: kv.key, value }),
+                    Some(value) => kvs.push(KeyValue { key: kv.key.into(), value }),
                     None => *num_dropped += 1,
                 }
             }

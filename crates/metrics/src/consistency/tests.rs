@@ -16,7 +16,7 @@ fn db(mut s: Span, attributes: &[(&str, AnyValue)]) -> Span {
 }
 
 fn text(value: &str) -> AnyValue {
-    AnyValue::String(value.to_string())
+    AnyValue::String(value.into())
 }
 
 /// A write of `key` at `version`, acknowledged (ended) at `ack`, in `region` at `level`.

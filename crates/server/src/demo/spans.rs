@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use sextant_model::{AnyValue, Event, KeyValue, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
+use sextant_model::{
+    AnyValue, CompactString, Event, KeyValue, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
+};
 
 /// `business_process.id`, see DESIGN.md "Eventual-consistency conventions".
 pub const PROCESS_ID: &str = "business_process.id";
@@ -17,7 +19,7 @@ pub fn int(key: &str, value: i64) -> KeyValue {
     KeyValue::new(key, AnyValue::Int(value))
 }
 
-pub fn string(key: &str, value: impl Into<String>) -> KeyValue {
+pub fn string(key: &str, value: impl Into<CompactString>) -> KeyValue {
     KeyValue::string(key, value)
 }
 
@@ -50,7 +52,7 @@ impl TraceBuilder {
         &mut self,
         (span_id, parent): (SpanId, Option<SpanId>),
         resource: Arc<Resource>,
-        name: impl Into<String>,
+        name: impl Into<CompactString>,
         kind: SpanKind,
         start_unix_nanos: u64,
         mut attributes: Vec<KeyValue>,

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use sextant_model::{AnyValue, KeyValue, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
+use sextant_model::{AnyValue, CompactString, KeyValue, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 use super::scenario::Scenario;
 use super::spans::{Opened, TraceBuilder, int, string};
@@ -201,7 +201,7 @@ impl World {
         trace: &mut TraceBuilder,
         parent: Option<SpanId>,
         endpoint: Endpoint,
-        name: impl Into<String>,
+        name: impl Into<CompactString>,
         kind: SpanKind,
         attributes: Vec<KeyValue>,
     ) -> Opened {

@@ -281,7 +281,7 @@ impl DerivedMetrics {
     /// order, so the last of a repeated key still wins).
     fn copy(&self, span: &Span) -> Span {
         let attributes: Vec<KeyValue> =
-            span.attributes.iter().filter(|kv| self.kept_keys.contains(&kv.key)).cloned().collect();
+            span.attributes.iter().filter(|kv| self.kept_keys.iter().any(|k| *k == kv.key)).cloned().collect();
         Span {
             trace_id: span.trace_id,
             span_id: span.span_id,

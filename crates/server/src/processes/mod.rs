@@ -69,7 +69,7 @@ impl Default for Limits {
 /// text (an integer order number is a process ID too).
 fn value_text(value: &AnyValue) -> Option<String> {
     match value {
-        AnyValue::String(s) if !s.is_empty() => Some(s.clone()),
+        AnyValue::String(s) if !s.is_empty() => Some(s.to_string()),
         AnyValue::String(_) => None,
         AnyValue::Int(i) => Some(i.to_string()),
         AnyValue::Bool(_) | AnyValue::Double(_) => Some(value.to_string()),

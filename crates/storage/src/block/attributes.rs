@@ -152,7 +152,7 @@ impl<'a> AttributeListReader<'a> {
         let range = self.elements(row);
         let mut out = Vec::with_capacity(range.len());
         for i in range {
-            out.push(KeyValue { key: self.keys.value(i).to_owned(), value: self.value(i)? });
+            out.push(KeyValue { key: self.keys.value(i).into(), value: self.value(i)? });
         }
         Ok(out)
     }
@@ -167,7 +167,7 @@ impl<'a> AttributeListReader<'a> {
         let missing = |field: &str| format!("attribute {:?}: {field} is null", self.keys.value(i));
         Ok(match self.types.value(i) {
             value_type::STRING => {
-                AnyValue::String(non_null(self.strings, i).ok_or_else(|| missing("string_value"))?.to_owned())
+                AnyValue::String(non_null(self.strings, i).ok_or_else(|| missing("string_value"))?.into())
             }
             value_type::BOOL => {
                 if self.bools.is_null(i) {
@@ -243,7 +243,7 @@ fn kvlist_json(attributes: &[KeyValue]) -> Value {
             .iter()
             .map(|kv| {
                 let mut object = Map::with_capacity(2);
-                object.insert("key".to_owned(), Value::String(kv.key.clone()));
+                object.insert("key".to_owned(), Value::String(kv.key.to_string()));
                 object.insert("value".to_owned(), any_value_json(&kv.value));
                 Value::Object(object)
             })
@@ -267,7 +267,7 @@ fn values_object(values: Value) -> Value {
 
 fn any_value_json(value: &AnyValue) -> Value {
     match value {
-        AnyValue::String(s) => tagged("stringValue", Value::String(s.clone())),
+        AnyValue::String(s) => tagged("stringValue", Value::String(s.to_string())),
         AnyValue::Bool(b) => tagged("boolValue", Value::Bool(*b)),
         AnyValue::Int(i) => tagged("intValue", Value::String(i.to_string())),
         AnyValue::Double(d) => tagged(
@@ -292,7 +292,7 @@ fn kvlist_from_json(json: &Value) -> Result<Vec<KeyValue>, String> {
         .map(|item| {
             let key = item.get("key").and_then(Value::as_str).ok_or("key-value without a string key")?;
             let value = item.get("value").ok_or_else(|| format!("key {key:?} without a value"))?;
-            Ok(KeyValue { key: key.to_owned(), value: any_value_from_json(value)? })
+            Ok(KeyValue { key: key.into(), value: any_value_from_json(value)? })
         })
         .collect()
 }
@@ -315,7 +315,7 @@ fn any_value_from_json(json: &Value) -> Result<AnyValue, String> {
     };
     let bad = || format!("bad {tag}: {value}");
     Ok(match tag.as_str() {
-        "stringValue" => AnyValue::String(value.as_str().ok_or_else(bad)?.to_owned()),
+        "stringValue" => AnyValue::String(value.as_str().ok_or_else(bad)?.into()),
         "boolValue" => AnyValue::Bool(value.as_bool().ok_or_else(bad)?),
         "intValue" => AnyValue::Int(match value {
             Value::String(s) => s.parse().map_err(|_| bad())?,

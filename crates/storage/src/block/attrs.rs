@@ -70,7 +70,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sextant_model::{AnyValue, Span, TraceId, find_attribute};
+use sextant_model::{AnyValue, KeyValue, Span, TraceId, find_attribute};
 
 use super::index::BlockIndex;
 
@@ -129,7 +129,7 @@ fn double_text(value: f64) -> Option<String> {
 /// The (kind, text) under which a value is indexed; `None` for a value no filter matches.
 pub fn value_entry(value: &AnyValue) -> Option<(ValueKind, String)> {
     match value {
-        AnyValue::String(s) => Some((ValueKind::String, s.clone())),
+        AnyValue::String(s) => Some((ValueKind::String, s.to_string())),
         AnyValue::Int(i) => Some((ValueKind::Int, i.to_string())),
         AnyValue::Double(d) => double_text(*d).map(|text| (ValueKind::Double, text)),
         AnyValue::Bool(b) => Some((ValueKind::Bool, b.to_string())),
@@ -447,6 +447,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A bit standing for a key length: bit `len` below 63, bit 63 for every longer key.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
 /// A (key position, kind, text) entry being gathered.
 type EntryKey = (u32, ValueKind, String);
 /// Per trace, the earliest and latest start of its spans carrying an entry.
@@ -458,6 +463,9 @@ type TraceStarts = HashMap<TraceId, (u64, u64)>;
 pub(crate) struct AttrIndexBuilder {
     /// Sorted, distinct, non-empty keys longer than `u16::MAX` bytes left out.
     keys: Vec<String>,
+    /// The lengths of `keys` (see [`length_bit`]): most attributes are told apart from every
+    /// indexed key by their length alone, without comparing bytes.
+    key_lengths: u64,
     /// Every trace's earliest start so far (only kept when some key is indexed).
     starts: HashMap<TraceId, u64>,
     /// (key, kind, text) → trace → (earliest, latest) start of the spans carrying it.
@@ -470,7 +478,8 @@ impl AttrIndexBuilder {
             keys.iter().filter(|k| !k.is_empty() && k.len() <= u16::MAX as usize).cloned().collect();
         keys.sort_unstable();
         keys.dedup();
-        AttrIndexBuilder { keys, ..Default::default() }
+        let key_lengths = keys.iter().fold(0, |bits, key| bits | length_bit(key.len()));
+        AttrIndexBuilder { keys, key_lengths, ..Default::default() }
     }
 
     /// Whether any key is indexed: without one, no `attrs.bin` is written.
@@ -484,6 +493,10 @@ impl AttrIndexBuilder {
         }
         let start = span.start_unix_nanos;
         self.starts.entry(span.trace_id).and_modify(|s| *s = (*s).min(start)).or_insert(start);
+        let may_be_indexed = |kv: &KeyValue| length_bit(kv.key.len()) & self.key_lengths != 0;
+        if !span.attributes.iter().any(may_be_indexed) && !span.resource.attributes.iter().any(may_be_indexed) {
+            return;
+        }
         for (i, key) in self.keys.iter().enumerate() {
             // As the search decides it: the span's own attribute, else the resource's.
             let value =
@@ -707,7 +720,7 @@ mod tests {
             AnyValue::String("5".into()),
             AnyValue::String("05".into()),
             AnyValue::String("true".into()),
-            AnyValue::String(String::new()),
+            AnyValue::String(Default::default()),
             AnyValue::Int(5),
             AnyValue::Int(-7),
             AnyValue::Double(5.0),

@@ -211,7 +211,7 @@ impl SpanDecoder {
                 parent_span_id: (!parent_ids.is_null(row)).then(|| span_id_at(parent_ids, row)),
                 trace_state: trace_states.value(row).to_owned(),
                 flags: flags.value(row),
-                name: names.value(row).to_owned(),
+                name: names.value(row).into(),
                 kind: SpanKind::from_i32(kinds.value(row) as i32),
                 start_unix_nanos: start,
                 end_unix_nanos: start.wrapping_add(durations.value(row)),

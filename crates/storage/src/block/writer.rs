@@ -200,10 +200,10 @@ impl<W: Write + Send> BlockWriter<W> {
             stats.services.insert(service.to_owned());
         }
         if stats.num_operations < MAX_OPERATIONS {
-            let known = stats.operations.get(service).and_then(|names| names.get(&span.name));
+            let known = stats.operations.get(service).and_then(|names| names.get(span.name.as_str()));
             if !known.is_some_and(|kinds| kinds.contains(&(span.kind as i32))) {
                 let names = stats.operations.entry(service.to_owned()).or_default();
-                names.entry(span.name.clone()).or_default().insert(span.kind as i32);
+                names.entry(span.name.to_string()).or_default().insert(span.kind as i32);
                 stats.num_operations += 1;
             }
         }

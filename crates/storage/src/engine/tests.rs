@@ -511,7 +511,7 @@ async fn tag_names_and_values_come_from_head_and_newest_blocks() {
     assert!(!names.contains_key(&TagScope::Link));
 
     let values = engine.tag_values(Some(TagScope::Span), "http.method", &all).await.unwrap();
-    let strings = |v: &[&str]| v.iter().map(|s| AnyValue::String(s.to_string())).collect::<Vec<_>>();
+    let strings = |v: &[&str]| v.iter().map(|s| AnyValue::String((*s).into())).collect::<Vec<_>>();
     assert_eq!(values, TagValues { values: strings(&["DELETE", "GET", "POST"]), truncated: false });
     // Integers by value, not by text; lists left out.
     let codes = engine.tag_values(None, "http.status_code", &all).await.unwrap();

@@ -190,7 +190,9 @@ fn raw_json(value: &AnyValue) -> Value {
         AnyValue::Double(d) => json!(d),
         AnyValue::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
         AnyValue::Array(values) => Value::Array(values.iter().map(raw_json).collect()),
-        AnyValue::KvList(kvs) => Value::Object(kvs.iter().map(|kv| (kv.key.clone(), raw_json(&kv.value))).collect()),
+        AnyValue::KvList(kvs) => {
+            Value::Object(kvs.iter().map(|kv| (kv.key.to_string(), raw_json(&kv.value))).collect())
+        }
     }
 }
 

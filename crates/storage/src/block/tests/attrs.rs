@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::block::attrs::{AttrIndex, ValueKind};
 
-const KEYS: [&str; 2] = ["business_process.id", "order.id"];
+/// The keys indexed; the last is longer than 63 bytes (lengths from 63 up share one bit of
+/// the builder's length filter).
+const KEYS: [&str; 3] =
+    ["business_process.id", "order.id", "com.example.fulfilment.workflow.correlation.identifier.of.the.order"];
 
 fn indexed(options: BlockStoreOptions) -> BlockStoreOptions {
     BlockStoreOptions { indexed_attribute_keys: KEYS.iter().map(|k| k.to_string()).collect(), ..options }
@@ -15,7 +18,8 @@ fn indexed(options: BlockStoreOptions) -> BlockStoreOptions {
 /// `simple_spans` with process IDs: trace t's first span carries `business_process.id` =
 /// "p-{t % 7}" as a string; its second span `order.id` = t % 5 as an integer; every span of
 /// the traces with t % 4 == 0 carries `order.id` = "o-{t % 3}" through its resource, unless
-/// the span has its own.
+/// the span has its own. Third spans carry the long key = "w-{t % 2}", and attributes whose keys
+/// have the lengths of indexed keys without being one.
 fn spans_with_ids(num_traces: u32) -> Vec<Span> {
     let mut spans = simple_spans(num_traces, 3);
     for span in &mut spans {
@@ -24,6 +28,11 @@ fn spans_with_ids(num_traces: u32) -> Vec<Span> {
         match s {
             0 => span.attributes.push(KeyValue::string("business_process.id", format!("p-{}", t % 7))),
             1 => span.attributes.push(KeyValue::new("order.id", AnyValue::Int((t % 5) as i64))),
+            2 => {
+                span.attributes.push(KeyValue::string("order.nr", "n"));
+                span.attributes.push(KeyValue::string(KEYS[2].replace("order", "parts"), "x"));
+                span.attributes.push(KeyValue::string(KEYS[2], format!("w-{}", t % 2)));
+            }
             _ => {}
         }
         if t.is_multiple_of(4) {
@@ -44,7 +53,7 @@ fn expected(spans: &[Span]) -> BTreeMap<(String, ValueKind, String), BTreeSet<Tr
             let value = sextant_model::find_attribute(&span.attributes, key)
                 .or_else(|| sextant_model::find_attribute(&span.resource.attributes, key));
             let entry = match value {
-                Some(AnyValue::String(s)) => (ValueKind::String, s.clone()),
+                Some(AnyValue::String(s)) => (ValueKind::String, s.to_string()),
                 Some(AnyValue::Int(i)) => (ValueKind::Int, i.to_string()),
                 Some(other) => panic!("unexpected value {other:?}"),
                 None => continue,
@@ -72,6 +81,7 @@ async fn a_written_block_lists_exactly_the_traces_carrying_each_value() {
     let want = expected(&spans);
     assert!(want.keys().any(|(_, kind, _)| *kind == ValueKind::Int), "the sample has integers");
     assert!(want.contains_key(&("order.id".into(), ValueKind::String, "o-0".into())), "and resource values");
+    assert!(want.contains_key(&(KEYS[2].into(), ValueKind::String, "w-1".into())), "and a long key");
     assert_eq!(held(&attrs), want);
 
     // Read back from the object store, not the cache: the same index.

@@ -112,7 +112,7 @@ fn varied_spans() -> Vec<Span> {
     for (i, span) in spans.iter_mut().enumerate() {
         let (t, s) = (i / 6, i % 6);
         span.resource = services[(t * s + t / 7) % 3].clone();
-        span.name = format!("op-{}", (t + s) % 4);
+        span.name = format!("op-{}", (t + s) % 4).into();
         span.end_unix_nanos = span.start_unix_nanos + (i as u64 * 7_919) % 10_000;
         if i % 11 == 0 {
             span.status_code = StatusCode::Error;
@@ -173,7 +173,7 @@ async fn search_rows_carry_the_same_values_as_decoded_spans() {
                 s.start_unix_nanos,
                 s.end_unix_nanos,
                 s.service_name().to_owned(),
-                s.name.clone(),
+                s.name.to_string(),
                 s.is_error(),
                 s.is_root(),
                 true,
@@ -310,7 +310,7 @@ async fn search_rows_match_in_columns_that_fell_back_from_dictionaries() {
     let store = memory_store(BlockStoreOptions::default());
     let mut spans = simple_spans(4_000, 5);
     for (i, span) in spans.iter_mut().enumerate() {
-        span.name = format!("operation-{i:0>120}");
+        span.name = format!("operation-{i:0>120}").into();
         span.attributes = vec![KeyValue::string("id", format!("value-{i:0>120}"))];
     }
     let meta = store.write_block(spans.clone(), 0).await.unwrap();

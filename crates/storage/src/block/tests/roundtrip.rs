@@ -8,7 +8,7 @@ fn double() -> impl Strategy<Value = f64> {
 
 fn any_value() -> impl Strategy<Value = AnyValue> {
     let leaf = prop_oneof![
-        "\\PC{0,12}".prop_map(AnyValue::String),
+        "\\PC{0,12}".prop_map(|s: String| AnyValue::String(s.into())),
         any::<bool>().prop_map(AnyValue::Bool),
         any::<i64>().prop_map(AnyValue::Int),
         double().prop_map(AnyValue::Double),
