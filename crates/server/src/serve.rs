@@ -272,7 +272,8 @@ where
         }
         // Work in progress is abandoned at shutdown rather than waited for: a flush puts its
         // frozen part back (the shutdown flush writes it), and the outputs of an abandoned
-        // compaction are blocks no manifest lists, removed at the next start.
+        // compaction are blocks no manifest lists, removed by the engine's shutdown (or, after
+        // a crash, at the next start).
         tokio::select! {
             () = work() => {}
             _ = stop.changed() => return Ok(()),

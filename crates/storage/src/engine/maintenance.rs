@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use sextant_model::Span;
 use tracing::{info, warn};
 
-use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos, warm};
+use super::{BLOCK_DELETE_GRACE, Engine, EngineError, MANIFEST_ATTEMPTS, now_unix_nanos, remove_unlisted_blocks, warm};
 use crate::block::{BlockError, BlockMeta, compaction, encode_block, retention};
 use crate::head::Head;
 
@@ -237,10 +237,16 @@ impl Engine {
         }
     }
 
-    /// Flushes the head and deletes blocks waiting for deletion; called on shutdown.
+    /// Flushes the head, deletes blocks waiting for deletion and the outputs of a compaction
+    /// abandoned by the stop (the next start would remove them too, but until then they take
+    /// disk space no manifest accounts for); called on shutdown.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         self.flush().await?;
         self.delete_expired_blocks(Duration::ZERO).await;
+        // No flush or compaction writes blocks while both locks are held.
+        let _compaction = self.compaction_lock.lock().await;
+        let _manifest = self.manifest_lock.lock().await;
+        remove_unlisted_blocks(&self.blocks, &self.manifest_snapshot()).await;
         Ok(())
     }
 }

@@ -476,8 +476,8 @@ fn decodes_to(payload: &[u8], spans: &[Span]) -> bool {
 
 /// Deletes blocks that no manifest lists: written by a flush or compaction that stopped
 /// before its manifest commit. Safe only while this process holds the data directory (the
-/// WAL lock), at open.
-async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
+/// WAL lock) and writes no block: at open, and at shutdown with flushes and compaction held off.
+pub(super) async fn remove_unlisted_blocks(blocks: &BlockStore, manifest: &Manifest) {
     let listed: BTreeSet<&str> = manifest.blocks.iter().map(|b| b.id.as_str()).collect();
     let ids = match blocks.list_block_ids().await {
         Ok(ids) => ids,

@@ -214,6 +214,26 @@ async fn blocks_left_by_an_interrupted_flush_are_removed_at_open() {
     assert!(engine.blocks.list_block_ids().await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn shutdown_removes_the_outputs_of_an_abandoned_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    engine.append(spans(1, 3)).await.unwrap();
+    engine.flush().await.unwrap();
+    // What a compaction stopped before its manifest commit leaves: a block no manifest lists.
+    let abandoned = engine.blocks.write_block(spans(2, 2), 0).await.unwrap();
+    engine.append(spans(3, 1)).await.unwrap();
+    engine.shutdown().await.unwrap();
+    let listed: Vec<String> = engine.manifest_snapshot().blocks.iter().map(|b| b.id.clone()).collect();
+    assert_eq!(listed.len(), 2, "the flushed blocks stay");
+    let mut on_disk = engine.blocks.list_block_ids().await.unwrap();
+    on_disk.sort();
+    let mut want = listed.clone();
+    want.sort();
+    assert_eq!(on_disk, want);
+    assert!(!on_disk.contains(&abandoned.id));
+}
+
 fn span_of(service: &str, trace: u8, id: u8, parent: Option<u8>, start: u64) -> Span {
     let mut span = Span::new(TraceId([trace; 16]), SpanId([id; 8]), "op", start, start + 10);
     span.parent_span_id = parent.map(|p| SpanId([p; 8]));
