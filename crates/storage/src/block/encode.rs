@@ -21,32 +21,28 @@ use sextant_model::{KeyValue, Resource, Span};
 use super::attributes::{AttributeListBuilder, to_otlp_json};
 use super::schema::{block_schema, event_fields, link_fields};
 
-/// `service.name` of spans' resources, looked up once per resource among the last few seen
-/// (recognised by `Arc` pointer: spans of a block, a request or the head share a handful of
-/// resources).
+/// `service.name` of spans' resources, looked up once per resource (recognised by `Arc`
+/// pointer: the spans of a request share one resource, and a block's spans come from a few
+/// hundred requests).
 #[derive(Default)]
 pub(crate) struct ServiceNames {
-    /// The resource (kept alive, so its address cannot be reused meanwhile) and its name.
-    recent: Vec<(Arc<Resource>, String)>,
+    /// By resource address: the resource (kept alive, so its address cannot be reused
+    /// meanwhile) and its name.
+    seen: HashMap<usize, (Arc<Resource>, String), ahash::RandomState>,
 }
 
 impl ServiceNames {
-    /// Resources remembered at once.
-    const CAPACITY: usize = 16;
+    /// Resources remembered at once; beyond, the map starts over.
+    const CAPACITY: usize = 4_096;
 
     pub(crate) fn of(&mut self, span: &Span) -> &str {
-        let position = self.recent.iter().position(|(seen, _)| Arc::ptr_eq(seen, &span.resource));
-        let i = match position {
-            Some(i) => i,
-            None => {
-                if self.recent.len() == Self::CAPACITY {
-                    self.recent.clear();
-                }
-                self.recent.push((span.resource.clone(), span.service_name().to_owned()));
-                self.recent.len() - 1
-            }
-        };
-        &self.recent[i].1
+        let address = Arc::as_ptr(&span.resource) as usize;
+        if self.seen.len() >= Self::CAPACITY && !self.seen.contains_key(&address) {
+            self.seen.clear();
+        }
+        let (_, name) =
+            self.seen.entry(address).or_insert_with(|| (span.resource.clone(), span.service_name().to_owned()));
+        name
     }
 }
 
@@ -283,5 +279,36 @@ impl LinkListBuilder {
             Arc::new(self.flags.finish()),
         ];
         list_array(link_fields(), columns, self.offsets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sextant_model::{SpanId, TraceId};
+
+    use super::*;
+
+    #[test]
+    fn service_names_follow_each_spans_resource_beyond_the_remembered_ones() {
+        let resources: Vec<Arc<Resource>> = (0..ServiceNames::CAPACITY + 10)
+            .map(|i| {
+                Arc::new(Resource {
+                    attributes: vec![KeyValue::string("service.name", format!("service-{}", i % 7))],
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let mut names = ServiceNames::default();
+        // Twice over, in an order that revisits resources after the map started over.
+        for round in 0..2 {
+            for (i, resource) in resources.iter().enumerate().rev() {
+                let mut span = Span::new(TraceId([1; 16]), SpanId([1; 8]), "op", 1, 2);
+                span.resource = resource.clone();
+                assert_eq!(names.of(&span), format!("service-{}", i % 7), "round {round}, resource {i}");
+            }
+        }
+        let mut unnamed = Span::new(TraceId([1; 16]), SpanId([1; 8]), "op", 1, 2);
+        unnamed.resource = Arc::new(Resource::default());
+        assert_eq!(names.of(&unnamed), sextant_model::UNKNOWN_SERVICE);
     }
 }

@@ -67,9 +67,12 @@ impl Engine {
             // Blocks are encoded one per core at once: appends that wait for this flush to make
             // room in the head get it sooner. Written in order as they come.
             let mut encoding = futures::stream::iter(groups)
-                .map(|group| {
+                .map(|mut group| {
                     let (part, options) = (frozen.clone(), self.blocks.options().clone());
                     tokio::task::spawn_blocking(move || {
+                        // In trace order, the spans come mostly in block order already, and the
+                        // encoder's sort finds runs instead of chasing pointers at random.
+                        group.sort_unstable();
                         let spans: Vec<&Span> =
                             group.iter().flat_map(|id| part.trace(id).unwrap_or_default()).collect();
                         encode_block(&options, spans, 0)
