@@ -20,7 +20,7 @@ use arrow_array::builder::{
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type};
-use arrow_array::{Array, ArrayRef, ListArray, StructArray};
+use arrow_array::{Array, ArrayRef, ListArray, StructArray, new_null_array};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field};
 use base64::Engine as _;
@@ -36,10 +36,45 @@ pub(crate) struct AttributeListBuilder {
     keys: StringBuilder,
     types: UInt8Builder,
     strings: StringBuilder,
-    ints: Int64Builder,
-    doubles: Float64Builder,
-    bools: BooleanBuilder,
-    bytes: BinaryBuilder,
+    ints: Sparse<Int64Builder>,
+    doubles: Sparse<Float64Builder>,
+    bools: Sparse<BooleanBuilder>,
+    bytes: Sparse<BinaryBuilder>,
+}
+
+/// A value column that is null for most attributes (each attribute has one value, most are
+/// strings): nulls before its first value are only counted, so a batch without any value in
+/// it makes its all-null array at once instead of appending a null per attribute.
+struct Sparse<B> {
+    builder: B,
+    leading_nulls: usize,
+}
+
+impl<B: ArrayBuilder> Sparse<B> {
+    fn new(builder: B) -> Self {
+        Sparse { builder, leading_nulls: 0 }
+    }
+
+    fn push<T>(&mut self, value: Option<T>)
+    where
+        B: Extend<Option<T>>,
+    {
+        match value {
+            None if self.builder.is_empty() => self.leading_nulls += 1,
+            None => self.builder.extend([None]),
+            Some(value) => {
+                let nulls = std::mem::take(&mut self.leading_nulls);
+                self.builder.extend(std::iter::repeat_with(|| None).take(nulls).chain([Some(value)]));
+            }
+        }
+    }
+
+    fn finish(&mut self, data_type: &DataType) -> ArrayRef {
+        match self.builder.is_empty() {
+            true => new_null_array(data_type, std::mem::take(&mut self.leading_nulls)),
+            false => self.builder.finish(),
+        }
+    }
 }
 
 impl AttributeListBuilder {
@@ -51,10 +86,10 @@ impl AttributeListBuilder {
             keys: StringBuilder::new(),
             types: UInt8Builder::new(),
             strings: StringBuilder::new(),
-            ints: Int64Builder::new(),
-            doubles: Float64Builder::new(),
-            bools: BooleanBuilder::new(),
-            bytes: BinaryBuilder::new(),
+            ints: Sparse::new(Int64Builder::new()),
+            doubles: Sparse::new(Float64Builder::new()),
+            bools: Sparse::new(BooleanBuilder::new()),
+            bytes: Sparse::new(BinaryBuilder::new()),
         }
     }
 
@@ -92,10 +127,10 @@ impl AttributeListBuilder {
     ) {
         self.types.append_value(code);
         self.strings.append_option(string);
-        self.ints.append_option(int);
-        self.doubles.append_option(double);
-        self.bools.append_option(boolean);
-        self.bytes.append_option(bytes);
+        self.ints.push(int);
+        self.doubles.push(double);
+        self.bools.push(boolean);
+        self.bytes.push(bytes);
     }
 
     pub(crate) fn finish(mut self) -> ArrayRef {
@@ -103,10 +138,10 @@ impl AttributeListBuilder {
             Arc::new(self.keys.finish()),
             Arc::new(self.types.finish()),
             Arc::new(self.strings.finish()),
-            Arc::new(self.ints.finish()),
-            Arc::new(self.doubles.finish()),
-            Arc::new(self.bools.finish()),
-            Arc::new(self.bytes.finish()),
+            self.ints.finish(&DataType::Int64),
+            self.doubles.finish(&DataType::Float64),
+            self.bools.finish(&DataType::Boolean),
+            self.bytes.finish(&DataType::Binary),
         ];
         let fields = attribute_fields();
         let values = StructArray::new(fields.clone(), columns, None);
@@ -342,6 +377,7 @@ fn any_value_from_json(json: &Value) -> Result<AnyValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::schema::{ATTR_BOOL, ATTR_BYTES, ATTR_DOUBLE, ATTR_INT};
 
     fn sample() -> Vec<KeyValue> {
         vec![
@@ -393,5 +429,36 @@ mod tests {
         assert_eq!(reader.row(0).unwrap(), sample());
         assert_eq!(reader.row(1).unwrap(), vec![]);
         assert_eq!(reader.row(2).unwrap(), sample()[..2].to_vec());
+    }
+
+    #[test]
+    fn value_columns_without_a_value_are_all_null_and_the_first_value_lands_in_place() {
+        let strings = |i: usize| vec![KeyValue::string("a", format!("x{i}")), KeyValue::string("b", "y")];
+        let mut builder = AttributeListBuilder::with_capacity(4);
+        let mut want = Vec::new();
+        for i in 0..3 {
+            want.push(strings(i));
+        }
+        // After six string values: an integer, then strings again, then a boolean.
+        let mut mixed = strings(3);
+        mixed.insert(1, KeyValue::new("n", AnyValue::Int(-4)));
+        mixed.push(KeyValue::new("flag", AnyValue::Bool(true)));
+        want.push(mixed);
+        for row in &want {
+            builder.append(row);
+        }
+        let array = builder.finish();
+        let values = array.as_list::<i32>().values().as_struct();
+        assert_eq!(values.len(), 10);
+        let column = |name: &str| values.column_by_name(name).unwrap().clone();
+        assert_eq!(column(ATTR_INT).null_count(), 9);
+        assert_eq!(column(ATTR_INT).as_primitive::<Int64Type>().value(7), -4);
+        assert_eq!(column(ATTR_BOOL).null_count(), 9);
+        assert_eq!(column(ATTR_DOUBLE).null_count(), 10);
+        assert_eq!(column(ATTR_BYTES).data_type(), &DataType::Binary);
+        let reader = AttributeListReader::new(array.as_ref()).unwrap();
+        for (i, row) in want.iter().enumerate() {
+            assert_eq!(&reader.row(i).unwrap(), row);
+        }
     }
 }
