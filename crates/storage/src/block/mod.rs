@@ -68,6 +68,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use encode::ServiceNames;
 pub use manifest::Manifest;
+pub(crate) use reader::merge_ranges;
 pub use search_scan::SearchRow;
 pub(crate) use store::encode_block;
 pub use store::{BlockStore, BlockStoreOptions, SearchRows};

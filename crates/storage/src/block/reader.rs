@@ -125,6 +125,32 @@ impl ReadPlan {
         self.row_groups.is_empty()
     }
 
+    /// The rows the plan reads, as block row numbers in read order (sorted, disjoint).
+    pub(crate) fn selected_rows(&self, metadata: &ParquetMetaData) -> Vec<Range<u64>> {
+        let group_starts: Vec<u64> = metadata
+            .row_groups()
+            .iter()
+            .scan(0u64, |start, group| {
+                let this = *start;
+                *start += group.num_rows() as u64;
+                Some(this)
+            })
+            .collect();
+        let mut selected: Vec<Range<u64>> = Vec::new();
+        for (&group, ranges) in self.row_groups.iter().zip(&self.row_ranges) {
+            let start = group_starts[group];
+            let whole = 0..metadata.row_group(group).num_rows() as usize;
+            for range in ranges.as_deref().unwrap_or(std::slice::from_ref(&whole)) {
+                let rows = start + range.start as u64..start + range.end as u64;
+                match selected.last_mut() {
+                    Some(last) if last.end == rows.start => last.end = rows.end,
+                    _ => selected.push(rows),
+                }
+            }
+        }
+        selected
+    }
+
     /// The row selection over the concatenated selected row groups, if any rows are skipped.
     fn selection(&self, metadata: &ParquetMetaData) -> Option<RowSelection> {
         if self.row_ranges.iter().all(Option::is_none) {
@@ -194,7 +220,8 @@ impl ReadPlan {
     }
 }
 
-fn merge_ranges(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+/// `ranges` sorted, with those that overlap or touch merged.
+pub(crate) fn merge_ranges(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
     ranges.sort_by_key(|r| r.start);
     let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
     for range in ranges {

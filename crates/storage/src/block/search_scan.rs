@@ -9,6 +9,7 @@
 //! columns a filter value could match (an integer column only for a filter value that parses
 //! as one, and so on), and only for the rows that pass the other conditions (see [`scan`]).
 
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
@@ -31,6 +32,8 @@ type Result<T> = std::result::Result<T, String>;
 /// One span as a search sees it, read without building a [`sextant_model::Span`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SearchRow<'a> {
+    /// The row's number in the block.
+    pub row: u64,
     pub trace_id: TraceId,
     pub start_unix_nanos: u64,
     /// `start_unix_nanos + duration_nanos` (wrapping), as in a decoded span.
@@ -182,6 +185,7 @@ pub(crate) fn scan(
     query: &SearchQuery,
     mut f: impl FnMut(SearchRow<'_>),
 ) -> std::result::Result<(), ScanError> {
+    let mut numbers = RowNumbers::new(plan.selected_rows(search.opened.metadata()));
     let base = projected_batch_reader(file.clone(), &search.opened, plan, batch_rows, Some(search.base))?;
     let Some(attributes) = search.attributes else {
         for (number, batch) in base.enumerate() {
@@ -189,7 +193,7 @@ pub(crate) fn scan(
             let rows = BaseRows::new(&batch, number, query)?;
             for row in 0..batch.num_rows() {
                 let fields = rows.fields_match(row)?;
-                f(rows.row(row, fields)?);
+                f(rows.row(row, numbers.next()?, fields)?);
             }
         }
         return Ok(());
@@ -228,11 +232,32 @@ pub(crate) fn scan(
                 next += 1;
                 passed[next - 1]
             };
-            f(rows.row(row, matched)?);
+            f(rows.row(row, numbers.next()?, matched)?);
         }
         offset += batch.num_rows();
     }
     Ok(())
+}
+
+/// The block row numbers of the rows a plan reads, one after the other.
+struct RowNumbers {
+    ranges: std::vec::IntoIter<Range<u64>>,
+    current: Range<u64>,
+}
+
+impl RowNumbers {
+    fn new(ranges: Vec<Range<u64>>) -> Self {
+        RowNumbers { ranges: ranges.into_iter(), current: 0..0 }
+    }
+
+    fn next(&mut self) -> Result<u64> {
+        while self.current.is_empty() {
+            self.current = self.ranges.next().ok_or("more rows read than the plan selects")?;
+        }
+        let row = self.current.start;
+        self.current.start += 1;
+        Ok(row)
+    }
 }
 
 /// What a scan can fail with: the block's bytes (reading them) or its content (a column
@@ -318,10 +343,11 @@ impl<'a> BaseRows<'a> {
             && query.span_status_and_times_match(self.is_error(row), start, end))
     }
 
-    fn row(&self, row: usize, matched: bool) -> Result<SearchRow<'a>> {
+    fn row(&self, row: usize, number: u64, matched: bool) -> Result<SearchRow<'a>> {
         let (service_key, name_key) = (self.services.key(row), self.names.key(row));
         let (start, end) = self.start_end(row);
         Ok(SearchRow {
+            row: number,
             trace_id: trace_id_at(self.trace_ids, row),
             start_unix_nanos: start,
             end_unix_nanos: end,

@@ -24,6 +24,11 @@
 //! start or end: before the page is final, the runs of its candidate traces in skipped rows
 //! (found on the trace-ID indexes) are read too.
 //!
+//! A block read keeps only the traces with a span that matched in it: a selective search
+//! reads thousands of traces per block and keeps a few. The rows of the traces it left out
+//! count as not read, like skipped clusters: a trace that makes the page and has spans there
+//! has them read before the page is final.
+//!
 //! A page trace seen in exactly one run of one block is summarised from the rows read (a run
 //! holds each span once, in start order). One also seen in the head, in another run or in
 //! several blocks is read again whole, so duplicate spans from retried exports are counted once.
@@ -36,7 +41,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use sextant_model::TraceId;
 
 use super::{Engine, EngineError};
-use crate::block::{BlockMeta, SearchRow, SearchRows, ServiceNames};
+use crate::block::{BlockMeta, SearchRow, SearchRows, ServiceNames, merge_ranges};
 use crate::search::{Cursor, SearchQuery, SearchResult, TraceSummary};
 
 /// What the search keeps per trace.
@@ -172,8 +177,24 @@ struct State {
     /// Traces in the order they first matched.
     matched: Vec<TraceId>,
     cache: KeyCache,
-    /// The trace whose rows are being read (a block keeps a trace's rows together).
-    run: Option<(TraceId, Seen)>,
+    /// The trace whose rows are being read (a block keeps a trace's rows together), and
+    /// those rows.
+    run: Option<(TraceId, Seen, Range<u64>)>,
+    /// In a block read that keeps matched traces only (see [`Keep`]): the rows of the runs it
+    /// left out, merged where they touch.
+    dropped: Option<Vec<Range<u64>>>,
+}
+
+/// Which traces a block read keeps in its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Every trace read.
+    All,
+    /// Only the runs of rows in which some span matched: a selective search reads many
+    /// traces and keeps a few. The rows of the others are then treated as not read (like
+    /// skipped clusters), so that a trace that makes the page is read there if it has spans
+    /// there.
+    Matched,
 }
 
 impl State {
@@ -185,6 +206,7 @@ impl State {
             matched: Vec::new(),
             cache: KeyCache::default(),
             run: None,
+            dropped: None,
         }
     }
 
@@ -235,12 +257,14 @@ impl State {
     }
 
     fn observe_row(&mut self, row: SearchRow<'_>) {
-        if self.run.as_ref().is_none_or(|(trace_id, _)| *trace_id != row.trace_id) {
+        let continues =
+            self.run.as_ref().is_some_and(|(trace_id, _, rows)| *trace_id == row.trace_id && rows.end == row.row);
+        if !continues {
             self.end_run();
         }
         let (service, name) = self.cache.ids(&mut self.names, &row);
         let start = row.start_unix_nanos;
-        let (_, run) = self.run.get_or_insert_with(|| {
+        let (_, run, rows) = self.run.get_or_insert_with(|| {
             let seen = Seen {
                 min_start: start,
                 max_end: 0,
@@ -248,8 +272,9 @@ impl State {
                 sources: 1,
                 summary: Some(BlockSummary::new((start, service, name))),
             };
-            (row.trace_id, seen)
+            (row.trace_id, seen, row.row..row.row)
         });
+        rows.end = row.row + 1;
         run.min_start = run.min_start.min(start);
         run.max_end = run.max_end.max(row.end_unix_nanos);
         run.matched |= row.matched;
@@ -263,8 +288,13 @@ impl State {
     }
 
     fn end_run(&mut self) {
-        if let Some((trace_id, run)) = self.run.take() {
-            self.merge(trace_id, run);
+        let Some((trace_id, run, rows)) = self.run.take() else { return };
+        match &mut self.dropped {
+            Some(dropped) if !run.matched => match dropped.last_mut() {
+                Some(last) if last.end == rows.start => last.end = rows.end,
+                _ => dropped.push(rows),
+            },
+            _ => self.merge(trace_id, run),
         }
     }
 
@@ -351,8 +381,8 @@ impl Engine {
                                     break top;
                                 }
                                 for (meta, runs) in unread {
-                                    let (scan, _) =
-                                        self.search_block(meta, query.clone(), SearchRows::Listed(runs)).await?;
+                                    let rows = SearchRows::Listed(runs);
+                                    let (scan, _) = self.search_block(meta, query.clone(), rows, Keep::All).await?;
                                     state.absorb(scan);
                                 }
                                 queued.extend(spread.iter().rev().map(|&i| pending.remove(i)));
@@ -364,7 +394,7 @@ impl Engine {
                 };
                 if let Some(meta) = start {
                     reading_metas.push(meta);
-                    let read = self.search_block(meta, query.clone(), SearchRows::OfQuery);
+                    let read = self.search_block(meta, query.clone(), SearchRows::OfQuery, Keep::Matched);
                     reading.push(async move { (meta, read.await) });
                     continue;
                 }
@@ -418,7 +448,7 @@ impl Engine {
         meta: &BlockMeta,
         query: Arc<SearchQuery>,
     ) -> Result<Vec<(TraceId, u64, bool)>, EngineError> {
-        let (state, _) = self.search_block(meta, query, SearchRows::OfQuery).await?;
+        let (state, _) = self.search_block(meta, query, SearchRows::OfQuery, Keep::All).await?;
         Ok(state.seen.iter().map(|(id, seen)| (*id, seen.min_start, seen.matched)).collect())
     }
 
@@ -448,18 +478,26 @@ impl Engine {
         }
     }
 
-    /// Reads the rows `rows` chooses of one block into a search state of its own; returns it
-    /// with the rows not read.
+    /// Reads the rows `rows` chooses of one block into a search state of its own, keeping
+    /// the traces `keep` says; returns it with the rows not read or not kept.
     async fn search_block(
         &self,
         meta: &BlockMeta,
         query: Arc<SearchQuery>,
         rows: SearchRows,
+        keep: Keep,
     ) -> Result<(State, Vec<Range<u64>>), EngineError> {
-        let state = State::new(query.clone());
+        let mut state = State::new(query.clone());
+        if keep == Keep::Matched {
+            state.dropped = Some(Vec::new());
+        }
         let fold = self.blocks.fold_search_rows(meta, query, rows, state, |state, row| state.observe_row(row));
-        let (mut state, skipped) = fold.await?;
+        let (mut state, mut skipped) = fold.await?;
         state.end_run();
+        if let Some(dropped) = state.dropped.take().filter(|dropped| !dropped.is_empty()) {
+            skipped.extend(dropped);
+            skipped = merge_ranges(skipped);
+        }
         Ok((state, skipped))
     }
 
@@ -480,7 +518,8 @@ impl Engine {
             let mut runs: Vec<Range<u64>> = Vec::new();
             for trace_id in &traces {
                 for run in index.lookup(trace_id) {
-                    // A run lies in one cluster, which was read or skipped whole.
+                    // A run lies in one cluster, which was read or skipped whole, and a run
+                    // read was kept or left out whole.
                     let Some(i) = skipped.iter().position(|rows| rows.start <= run.start && run.end <= rows.end) else {
                         continue;
                     };

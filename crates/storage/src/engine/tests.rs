@@ -270,6 +270,37 @@ async fn search_pages_by_true_trace_start_across_blocks() {
     assert!(page2.next_cursor.is_none());
 }
 
+/// A block read keeps only the traces with a matching span; the spans of a page trace in
+/// rows it left out (here its root, in an older block, without the attribute) are read when
+/// the page is settled, so the trace's start and summary cover every span.
+#[tokio::test]
+async fn a_page_trace_counts_its_spans_in_rows_a_block_read_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), |_| {}).await;
+    let base = now_unix_nanos() - 1_000_000_000;
+    let with_value = |mut span: Span, value: &str| {
+        span.attributes = vec![sextant_model::KeyValue::string("k", value)];
+        span
+    };
+    // Trace 1: root at base+100 (block 1, k=a), child at base+300 (block 2, k=b).
+    // Trace 2: one span at base+200 in block 1 (k=a), so block 1 has rows to leave out around it.
+    engine.append(vec![with_value(span_of("s", 2, 1, None, base + 200), "a")]).await.unwrap();
+    engine.append(vec![with_value(span_of("s", 1, 1, None, base + 100), "a")]).await.unwrap();
+    engine.flush().await.unwrap();
+    engine.append(vec![with_value(span_of("s", 1, 2, Some(1), base + 300), "b")]).await.unwrap();
+    engine.flush().await.unwrap();
+    assert_eq!(engine.manifest_snapshot().blocks.len(), 2);
+
+    let filter = crate::search::AttributeFilter { key: "k".into(), value: "b".into() };
+    let query = crate::search::SearchQuery { attributes: vec![filter], limit: 20, ..Default::default() };
+    let page = engine.search(&query).await.unwrap();
+    assert_eq!(page.traces.len(), 1, "{page:?}");
+    let trace = &page.traces[0];
+    assert_eq!(trace.trace_id, TraceId([1; 16]));
+    assert_eq!((trace.start_unix_nanos, trace.duration_nanos), (base + 100, 210));
+    assert_eq!((trace.span_count, trace.root_name.as_str()), (2, "op"));
+}
+
 /// Regression: with the WAL directory lost but the store kept, new records got sequence
 /// numbers below the manifest's checkpoint and were skipped by the next replay.
 #[tokio::test]

@@ -216,19 +216,25 @@ async fn a_search_for_a_service_reads_only_the_clusters_holding_it() {
         let query = SearchQuery { service: Some(service.into()), ..Default::default() };
         let (read, skipped) = store
             .fold_search_rows(&meta, Arc::new(query), SearchRows::OfQuery, Vec::new(), |read, row| {
-                read.push((row.trace_id, row.service_name.to_owned(), row.matched))
+                read.push((row.trace_id, row.service_name.to_owned(), row.matched, row.row))
             })
             .await
             .unwrap();
         let skipped_spans: Vec<&Span> =
             skipped.iter().flat_map(|rows| &spans[rows.start as usize..rows.end as usize]).collect();
         assert_eq!(read.len() + skipped_spans.len(), spans.len(), "{service}: every row read or skipped");
+        // Rows carry their number in the block: the rows not skipped, in order.
+        let numbers: Vec<u64> = read.iter().map(|r| r.3).collect();
+        let not_skipped: Vec<u64> =
+            (0..spans.len() as u64).filter(|n| !skipped.iter().any(|r| r.contains(n))).collect();
+        assert_eq!(numbers, not_skipped, "{service}");
+        assert!(read.iter().all(|r| spans[r.3 as usize].trace_id == r.0), "{service}: a row's number names its span");
         assert!(skipped_spans.iter().all(|s| s.service_name() != service), "{service}: a skipped span could match");
         let matched = read.iter().filter(|r| r.2).count();
         assert_eq!(matched, spans.iter().filter(|s| s.service_name() == service).count(), "{service}");
         let read_clusters: HashSet<&str> = read
             .iter()
-            .map(|(id, _, _)| {
+            .map(|(id, _, _, _)| {
                 let earliest = spans.iter().filter(|s| s.trace_id == *id).min_by_key(|s| s.start_unix_nanos);
                 earliest.unwrap().service_name()
             })
