@@ -42,6 +42,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -145,6 +146,9 @@ pub struct EngineMetrics {
     head_spans: Gauge,
     head_traces: Gauge,
     head_bytes: Gauge,
+    /// Seconds appends spent waiting for a flush to make room in the head (summed over
+    /// appends): ingest held back by flushing.
+    head_room_wait_seconds: Counter<f64, AtomicU64>,
     blocks: Gauge,
     block_bytes: Gauge,
     flushes: Counter,
@@ -165,6 +169,11 @@ impl EngineMetrics {
         r.register("head_spans", "Spans in the head (not yet in a block)", self.head_spans.clone());
         r.register("head_traces", "Traces in the head", self.head_traces.clone());
         r.register("head_bytes", "Approximate memory held by head spans", self.head_bytes.clone());
+        r.register(
+            "head_room_wait_seconds",
+            "Time appends spent waiting for a flush to make room in the head, summed over appends",
+            self.head_room_wait_seconds.clone(),
+        );
         r.register("blocks", "Blocks in the manifest", self.blocks.clone());
         r.register("block_bytes", "Bytes of all blocks in the manifest", self.block_bytes.clone());
         r.register("head_flushes", "Head flushes to blocks", self.flushes.clone());
@@ -352,7 +361,10 @@ impl Engine {
     /// `head_room_wait` for a flush to release its frozen part, then refuses the append.
     /// Waiting appends hold the requests' in-flight budget, so their memory stays bounded.
     async fn wait_for_head_room(&self) -> Result<(), EngineError> {
-        let deadline = tokio::time::Instant::now() + self.options.head_room_wait;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.options.head_room_wait;
+        let waited = || self.metrics.head_room_wait_seconds.inc_by(started.elapsed().as_secs_f64());
+        let mut waiting = false;
         loop {
             let released = self.head_room.notified();
             tokio::pin!(released);
@@ -360,9 +372,14 @@ impl Engine {
             released.as_mut().enable();
             let head_bytes = self.head.read().size_bytes();
             if head_bytes <= self.options.head_hard_limit_bytes() {
+                if waiting {
+                    waited();
+                }
                 return Ok(());
             }
+            waiting = true;
             if tokio::time::timeout_at(deadline, released).await.is_err() {
+                waited();
                 return Err(EngineError::Overloaded { head_bytes });
             }
         }

@@ -25,8 +25,10 @@ async fn a_full_head_refuses_appends_until_a_flush() {
     })
     .await;
     engine.append(spans(1, 3)).await.unwrap();
+    assert_eq!(engine.metrics.head_room_wait_seconds.get(), 0.0, "the first append had room");
     let refused = engine.append(spans(2, 1)).await;
     assert!(matches!(refused, Err(EngineError::Overloaded { .. })), "{refused:?}");
+    assert!(engine.metrics.head_room_wait_seconds.get() >= 0.05, "the refused append waited head_room_wait");
     engine.flush().await.unwrap();
     engine.append(spans(2, 1)).await.unwrap();
     assert_eq!(engine.trace(TraceId([1; 16])).await.unwrap().len(), 3);
@@ -54,6 +56,8 @@ async fn an_append_to_a_full_head_waits_for_the_flush_and_a_filled_head_asks_for
     engine.flush().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the flush lets it in").unwrap().unwrap();
     assert_eq!(engine.trace(TraceId([2; 16])).await.unwrap().len(), 1);
+    let waited = engine.metrics.head_room_wait_seconds.get();
+    assert!((0.1..600.0).contains(&waited), "the append waited for the flush: {waited} s");
 }
 
 #[tokio::test]
