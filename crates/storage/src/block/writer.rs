@@ -323,7 +323,8 @@ pub(crate) fn cluster_order<S: Borrow<Span>>(mut spans: Vec<S>) -> Clustered<S> 
 #[derive(Debug, Default)]
 pub(crate) struct SpanDedup {
     trace_id: Option<TraceId>,
-    seen: HashSet<(TraceId, SpanId, SpanKind)>,
+    /// IDs come from clients, so the set keeps a keyed hash, a fast one (`ahash`).
+    seen: HashSet<(TraceId, SpanId, SpanKind), ahash::RandomState>,
 }
 
 impl SpanDedup {
