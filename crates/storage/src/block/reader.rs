@@ -320,15 +320,15 @@ pub(crate) fn projected_batch_reader(
     Ok(builder.build()?)
 }
 
-/// Like [`projected_batch_reader`], reading only `rows`: sorted, distinct positions among the
-/// rows the plan reads. Pages holding none of them are skipped.
+/// Like [`projected_batch_reader`], reading only `rows`: sorted, disjoint ranges of positions
+/// among the rows the plan reads. Pages holding none of them are skipped.
 pub(crate) fn rows_batch_reader(
     file: SparseFile,
     opened: &OpenedBlock,
     plan: &ReadPlan,
     batch_size: usize,
     projection: ProjectionMask,
-    rows: &[usize],
+    rows: &[Range<usize>],
 ) -> Result<ParquetRecordBatchReader, BlockError> {
     let metadata = opened.metadata();
     let plan_selection = plan.selection(metadata);
@@ -338,12 +338,12 @@ pub(crate) fn rows_batch_reader(
     };
     let mut selectors = Vec::new();
     let mut position = 0;
-    for &row in rows {
-        if row > position {
-            selectors.push(RowSelector::skip(row - position));
+    for range in rows {
+        if range.start > position {
+            selectors.push(RowSelector::skip(range.start - position));
         }
-        selectors.push(RowSelector::select(1));
-        position = row + 1;
+        selectors.push(RowSelector::select(range.len()));
+        position = range.end;
     }
     if total > position {
         selectors.push(RowSelector::skip(total - position));
