@@ -519,13 +519,15 @@ impl Engine {
             for trace_id in &traces {
                 for run in index.lookup(trace_id) {
                     // A run lies in one cluster, which was read or skipped whole, and a run
-                    // read was kept or left out whole.
-                    let Some(i) = skipped.iter().position(|rows| rows.start <= run.start && run.end <= rows.end) else {
+                    // read was kept or left out whole. The skipped rows are sorted and
+                    // disjoint (and, with rows left out, can be many ranges).
+                    let i = skipped.partition_point(|rows| rows.end <= run.start);
+                    let Some(rows) = skipped.get(i).filter(|r| r.start <= run.start && run.end <= r.end).cloned()
+                    else {
                         continue;
                     };
-                    let rows = skipped.remove(i);
-                    skipped.extend([rows.start..run.start, run.end..rows.end].into_iter().filter(|r| !r.is_empty()));
-                    skipped.sort_unstable_by_key(|r| r.start);
+                    let rest = [rows.start..run.start, run.end..rows.end].into_iter().filter(|r| !r.is_empty());
+                    skipped.splice(i..=i, rest);
                     runs.push(run);
                 }
             }
