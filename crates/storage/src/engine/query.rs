@@ -300,7 +300,8 @@ impl State {
 
     /// The newest matching traces that start after `bound` (all of them without a bound),
     /// at most `n`, in page order; and the matched traces after `bound` that the cursor or the
-    /// trace-duration bounds exclude for now, which spans not read yet could bring back.
+    /// trace-duration bounds exclude for now, which spans not read yet could bring back (when
+    /// there are `n`, only those ranked before the last of them).
     fn top(&self, n: usize, bound: Option<u64>) -> (Vec<Ranked>, Vec<Ranked>) {
         let (mut top, mut excluded): (Vec<Ranked>, Vec<Ranked>) = (Vec::new(), Vec::new());
         for id in &self.matched {
@@ -320,6 +321,13 @@ impl State {
             top.truncate(n);
         }
         top.sort_by(page_order);
+        // With `n` traces in hand, an excluded trace ranked after the last of them stays there
+        // whatever spans it gets (they can only make it start earlier), so it cannot change
+        // this page: only the ones ranked before it are kept. A trace-duration bound can
+        // exclude most traces read, and each is looked for in every unread block.
+        if let Some(last) = top.last().filter(|_| top.len() == n) {
+            excluded.retain(|trace| page_order(trace, last).is_lt());
+        }
         (top, excluded)
     }
 }
