@@ -36,17 +36,13 @@ impl HeadPart {
         }
         self.first_insert_opt.get_or_insert_with(Instant::now);
         let map_capacity = self.traces.capacity();
-        let mut spans = spans.into_iter().peekable();
-        while let Some(first) = spans.next() {
-            let trace_id = first.trace_id;
-            let mut run = vec![first];
-            while let Some(next) = spans.next_if(|span| span.trace_id == trace_id) {
-                run.push(next);
-            }
+        let mut spans = spans.into_iter();
+        while let Some(trace_id) = spans.as_slice().first().map(|span| span.trace_id) {
+            let run = spans.as_slice().iter().take_while(|span| span.trace_id == trace_id).count();
             let trace = self.traces.entry(trace_id).or_default();
             let capacity = trace.capacity();
-            trace.reserve_exact(run.len());
-            for span in run {
+            trace.reserve_exact(run);
+            for span in spans.by_ref().take(run) {
                 self.num_spans += 1;
                 // The span's struct lives in the trace's list, counted by capacity below.
                 self.size_bytes += span.size_bytes() - std::mem::size_of::<Span>();

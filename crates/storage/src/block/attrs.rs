@@ -452,6 +452,11 @@ fn length_bit(len: usize) -> u64 {
     1 << len.min(63)
 }
 
+/// Records a trace's earliest start seen in one run of its spans.
+fn keep_earliest(starts: &mut HashMap<TraceId, u64, ahash::RandomState>, (trace_id, earliest): (TraceId, u64)) {
+    starts.entry(trace_id).and_modify(|s| *s = (*s).min(earliest)).or_insert(earliest);
+}
+
 /// A (key position, kind, text) entry being gathered.
 type EntryKey = (u32, ValueKind, String);
 /// Per trace, the earliest and latest start of its spans carrying an entry.
@@ -466,8 +471,12 @@ pub(crate) struct AttrIndexBuilder {
     /// The lengths of `keys` (see [`length_bit`]): most attributes are told apart from every
     /// indexed key by their length alone, without comparing bytes.
     key_lengths: u64,
-    /// Every trace's earliest start so far (only kept when some key is indexed).
-    starts: HashMap<TraceId, u64>,
+    /// Every trace's earliest start so far (only kept when some key is indexed), but for
+    /// the trace of the spans being observed, which is in `run`.
+    starts: HashMap<TraceId, u64, ahash::RandomState>,
+    /// The trace of the last span observed and its earliest start so far: a block's spans
+    /// come trace by trace, so the map is looked up once per run instead of once per span.
+    run: Option<(TraceId, u64)>,
     /// (key, kind, text) → trace → (earliest, latest) start of the spans carrying it.
     postings: HashMap<EntryKey, TraceStarts>,
 }
@@ -492,7 +501,14 @@ impl AttrIndexBuilder {
             return;
         }
         let start = span.start_unix_nanos;
-        self.starts.entry(span.trace_id).and_modify(|s| *s = (*s).min(start)).or_insert(start);
+        match &mut self.run {
+            Some((trace_id, earliest)) if *trace_id == span.trace_id => *earliest = (*earliest).min(start),
+            run => {
+                if let Some(ended) = run.replace((span.trace_id, start)) {
+                    keep_earliest(&mut self.starts, ended);
+                }
+            }
+        }
         let may_be_indexed = |kv: &KeyValue| length_bit(kv.key.len()) & self.key_lengths != 0;
         if !span.attributes.iter().any(may_be_indexed) && !span.resource.attributes.iter().any(may_be_indexed) {
             return;
@@ -510,7 +526,10 @@ impl AttrIndexBuilder {
         }
     }
 
-    pub(crate) fn finish(self) -> AttrIndex {
+    pub(crate) fn finish(mut self) -> AttrIndex {
+        if let Some(ended) = self.run.take() {
+            keep_earliest(&mut self.starts, ended);
+        }
         let mut carrying: Vec<TraceId> = self.postings.values().flat_map(|traces| traces.keys().copied()).collect();
         carrying.sort_unstable();
         carrying.dedup();
