@@ -136,8 +136,35 @@ pub struct DerivedMetrics {
     queue_room: Arc<Semaphore>,
     max_queued_spans: usize,
     /// Span attribute keys the aggregators read; the copies keep only these.
-    kept_keys: Vec<String>,
+    kept_keys: KeptKeys,
     dropped: DropCounters,
+}
+
+/// The attribute keys the aggregators read, sorted, with the lengths they come in: most of
+/// a span's keys are told apart from all of them by their length alone, and the others by a
+/// binary search, where a scan compared each of a span's keys with each of some twenty.
+#[derive(Debug)]
+struct KeptKeys {
+    keys: Vec<String>,
+    /// Bit `n` set when a key is `n` bytes long (bit 63: 63 bytes or longer).
+    lengths: u64,
+}
+
+impl KeptKeys {
+    fn new(mut keys: Vec<String>) -> KeptKeys {
+        keys.sort_unstable();
+        keys.dedup();
+        let lengths = keys.iter().fold(0, |bits, key| bits | Self::length_bit(key));
+        KeptKeys { keys, lengths }
+    }
+
+    fn length_bit(key: &str) -> u64 {
+        1 << key.len().min(63)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.lengths & Self::length_bit(key) != 0 && self.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
+    }
 }
 
 /// A batch ready to be submitted once its spans are committed: the spans as the aggregators
@@ -194,8 +221,7 @@ impl DerivedMetrics {
         if options.consistency_opt.is_some() {
             kept_keys.extend(CONSISTENCY_KEYS.iter().map(|k| k.to_string()));
         }
-        kept_keys.sort();
-        kept_keys.dedup();
+        let kept_keys = KeptKeys::new(kept_keys);
         let derived = Arc::new(DerivedMetrics {
             aggregators: aggregators.clone(),
             queue,
@@ -281,7 +307,7 @@ impl DerivedMetrics {
     /// order, so the last of a repeated key still wins).
     fn copy(&self, span: &Span) -> Span {
         let attributes: Vec<KeyValue> =
-            span.attributes.iter().filter(|kv| self.kept_keys.iter().any(|k| *k == kv.key)).cloned().collect();
+            span.attributes.iter().filter(|kv| self.kept_keys.contains(&kv.key)).cloned().collect();
         Span {
             trace_id: span.trace_id,
             span_id: span.span_id,

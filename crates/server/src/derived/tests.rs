@@ -71,6 +71,19 @@ async fn a_copy_keeps_what_the_aggregators_read() {
     assert_eq!((copy.trace_id, copy.span_id, copy.name.as_str()), (original.trace_id, original.span_id, "GET /cart"));
 }
 
+#[test]
+fn kept_keys_are_found_by_length_then_by_bytes() {
+    let long = "k".repeat(70);
+    let kept = KeptKeys::new(vec!["peer.service".into(), "db.system".into(), long.clone(), "db.system".into()]);
+    for key in ["peer.service", "db.system", long.as_str()] {
+        assert!(kept.contains(key), "{key}");
+    }
+    // Same lengths as kept keys (12, 9, 70 and 64 bytes, the last two sharing a length bit).
+    for key in ["peer.servicf", "db.systen", &"k".repeat(69), &"k".repeat(64), "", "db.system.name"] {
+        assert!(!kept.contains(key), "{key}");
+    }
+}
+
 #[tokio::test]
 async fn a_read_after_sync_sees_every_submitted_batch() {
     let mut registry = Registry::default();
