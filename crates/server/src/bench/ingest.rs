@@ -1,7 +1,8 @@
 //! Sends a pre-encoded [`Workload`] over OTLP/gRPC and counts what the server acknowledged.
 //!
-//! `concurrency` tokio tasks share one HTTP/2 connection and take requests from one queue (an
-//! index into the batches), so that many requests are in flight at once. The client codec
+//! `concurrency` tokio tasks take requests from one queue (an index into the batches), so that
+//! many requests are in flight at once; they share `connections` HTTP/2 connections, task `i`
+//! sending on connection `i % connections`. The client codec
 //! writes the encoded bytes as they are, the mirror image of the server's raw codec, so the
 //! sender spends its CPU on the network and not on protobuf.
 //!
@@ -81,15 +82,47 @@ impl IngestOutcome {
     }
 }
 
-/// Sends every batch of `workload` to `address` (`host:port`) with `concurrency` requests in flight.
-pub async fn send(workload: Arc<Workload>, address: &str, concurrency: usize) -> anyhow::Result<IngestOutcome> {
-    let channel = connect(address).await?;
+/// How the load is sent.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Load {
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    /// HTTP/2 connections the requests in flight share (as many services, or collectors,
+    /// each export on their own); at most `--concurrency`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub connections: u64,
+}
+
+impl Load {
+    /// Requests in flight, and connections (never more than requests in flight, at least one).
+    pub fn shape(&self) -> (usize, usize) {
+        let concurrency = self.concurrency.max(1) as usize;
+        (concurrency, (self.connections as usize).clamp(1, concurrency))
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (concurrency, connections) = self.shape();
+        let plural = if connections == 1 { "" } else { "s" };
+        write!(f, "{concurrency} requests in flight on {connections} connection{plural}")
+    }
+}
+
+/// Sends every batch of `workload` to `address` (`host:port`) as `load` says.
+pub async fn send(workload: Arc<Workload>, address: &str, load: Load) -> anyhow::Result<IngestOutcome> {
+    let (concurrency, connections) = load.shape();
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(connect(address).await?);
+    }
     let queue = Arc::new(Queue { next: AtomicUsize::new(0), failed: AtomicBool::new(false) });
     let cpu_before = process_cpu_seconds("self").ok();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        tasks.spawn(sender(channel.clone(), workload.clone(), queue.clone()));
+    for task in 0..concurrency {
+        tasks.spawn(sender(channels[task % connections].clone(), workload.clone(), queue.clone()));
     }
     let mut outcome = IngestOutcome::default();
     while let Some(joined) = tasks.join_next().await {
@@ -241,6 +274,10 @@ mod tests {
         Arc::new(Workload { num_spans, encoded_bytes: 0, batches })
     }
 
+    fn load(concurrency: u64, connections: u64) -> Load {
+        Load { concurrency, connections }
+    }
+
     fn valid_batches(count: usize) -> Vec<Batch> {
         let end_unix_nanos = crate::bench::now_unix_nanos() - 60_000_000_000;
         let params = WorkloadParams {
@@ -266,7 +303,7 @@ mod tests {
         }
         batches[2].body = Bytes::from(request.encode_to_vec());
         let address = server.otlp_grpc_address.to_string();
-        let outcome = send(workload(batches), &address, 2).await.unwrap();
+        let outcome = send(workload(batches), &address, load(2, 1)).await.unwrap();
         assert_eq!((outcome.requests, outcome.spans_sent), (3, 300));
         assert_eq!((outcome.spans_acknowledged, outcome.spans_rejected), (298, 2));
         assert_eq!((outcome.failed_requests, outcome.retries), (0, 0));
@@ -282,10 +319,45 @@ mod tests {
         let mut batches = valid_batches(5);
         batches[1] = Batch { body: Bytes::from_static(b"\xff\xff not protobuf"), num_spans: 100 };
         let address = server.otlp_grpc_address.to_string();
-        let outcome = send(workload(batches), &address, 1).await.unwrap();
+        let outcome = send(workload(batches), &address, load(1, 1)).await.unwrap();
         assert_eq!(outcome.requests, 2, "nothing is sent after the failure");
         assert_eq!((outcome.spans_acknowledged, outcome.failed_requests, outcome.retries), (100, 1, 0));
         assert!(outcome.first_error.unwrap().starts_with("InvalidArgument"));
+        server.shutdown().await.unwrap();
+    }
+
+    /// A TCP relay in front of the server counts the bytes each connection carried to it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spreads_the_requests_over_the_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_server(dir.path()).await;
+        let target = server.otlp_grpc_address;
+        let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = relay.local_addr().unwrap().to_string();
+        let (carried_tx, mut carried_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = relay.accept().await {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let carried_tx = carried_tx.clone();
+                tokio::spawn(async move {
+                    let copied = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    carried_tx.send(copied.map_or(0, |(to_server, _)| to_server)).unwrap();
+                });
+            }
+        });
+        let outcome = send(workload(valid_batches(6)), &address, load(3, 2)).await.unwrap();
+        assert_eq!((outcome.requests, outcome.spans_acknowledged, outcome.failed_requests), (6, 600, 0));
+        // The connections close when the sender is done; each carried export requests (about
+        // 30 KB each), not only the HTTP/2 preface.
+        let mut carried = Vec::new();
+        while carried.len() < 2 {
+            carried.push(tokio::time::timeout(Duration::from_secs(10), carried_rx.recv()).await.unwrap().unwrap());
+        }
+        assert!(carried.iter().all(|&bytes| bytes > 20_000), "bytes per connection: {carried:?}");
+        assert!(carried_rx.try_recv().is_err(), "a third connection");
+        // Never more connections than requests in flight.
+        assert_eq!(load(2, 5).shape(), (2, 2));
+        assert_eq!(load(2, 5).to_string(), "2 requests in flight on 2 connections");
         server.shutdown().await.unwrap();
     }
 

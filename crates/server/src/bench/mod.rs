@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use self::ingest::Load;
 use self::report::{
     IngestSummary, Machine, Parameters, QueryReport, ReplaySummary, Report, ServerSummary, WorkloadSummary,
 };
@@ -118,9 +119,8 @@ pub struct WorkloadArgs {
 pub struct IngestArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub concurrency: u64,
+    #[command(flatten)]
+    pub load: Load,
     /// Send to this running server's OTLP/gRPC port instead of starting one (disk, memory and
     /// replay are then not measured).
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["data_dir", "replay", "keep_data"])]
@@ -147,9 +147,8 @@ pub struct IngestArgs {
 pub struct QueryArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Requests in flight while loading.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub concurrency: u64,
+    #[command(flatten)]
+    pub load: Load,
     /// Timed runs of each query other than trace by ID, after one untimed warm-up run.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub repetitions: u64,
@@ -222,7 +221,7 @@ impl Parameters {
     /// was already running, `None` when the benchmark started one.
     pub(crate) fn of(
         w: &WorkloadArgs,
-        concurrency: usize,
+        load: Load,
         endpoint: Option<&str>,
         server_settings: BTreeMap<String, String>,
     ) -> Parameters {
@@ -233,7 +232,8 @@ impl Parameters {
             spans_per_trace: SPANS_PER_TRACE,
             days: w.days,
             batch_spans: w.batch_spans as usize,
-            concurrency,
+            concurrency: load.shape().0,
+            connections: load.shape().1,
             target: endpoint.unwrap_or("spawned").to_string(),
             server_settings,
         }
@@ -307,23 +307,22 @@ impl Drop for DataRoot {
 async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
     let (workload, workload_summary) = generate(&workload_params(&args.workload));
     let workload = Arc::new(workload);
-    let concurrency = args.concurrency as usize;
+    let load = args.load;
     let server_settings: BTreeMap<String, String> = match args.endpoint {
         Some(_) => BTreeMap::new(),
         None => server_process::passed_through_settings().into_iter().collect(),
     };
     let (outcome, server, replay) = match &args.endpoint {
         Some(endpoint) => {
-            eprintln!("sending to {endpoint} with {concurrency} requests in flight…");
-            (ingest::send(workload.clone(), endpoint, concurrency).await?, None, None)
+            eprintln!("sending to {endpoint} with {load}…");
+            (ingest::send(workload.clone(), endpoint, load).await?, None, None)
         }
         None => {
             let root = DataRoot::prepare(args.data_dir.as_deref(), args.keep_data)?;
             let executable = std::env::current_exe().context("finding the sextant executable")?;
-            let (outcome, server) =
-                measure_ingest(&executable, &root.path.join("ingest"), &workload, concurrency).await?;
+            let (outcome, server) = measure_ingest(&executable, &root.path.join("ingest"), &workload, load).await?;
             let replay = if args.replay {
-                Some(measure_replay(&executable, &root.path.join("replay"), &workload, concurrency).await?)
+                Some(measure_replay(&executable, &root.path.join("replay"), &workload, load).await?)
             } else {
                 None
             };
@@ -334,7 +333,7 @@ async fn run_ingest(args: &IngestArgs) -> anyhow::Result<Report> {
     let report = Report {
         benchmark: "ingest",
         sextant_version: env!("CARGO_PKG_VERSION"),
-        parameters: Parameters::of(w, concurrency, args.endpoint.as_deref(), server_settings),
+        parameters: Parameters::of(w, load, args.endpoint.as_deref(), server_settings),
         machine: Machine::this(),
         workload: workload_summary,
         ingest: IngestSummary::from(&outcome),
@@ -354,14 +353,14 @@ async fn start_and_load(
     executable: &Path,
     data_dir: &Path,
     workload: &Arc<Workload>,
-    concurrency: usize,
+    load: Load,
     settings: &[(&str, String)],
 ) -> anyhow::Result<(ServerProcess, ingest::IngestOutcome, f64)> {
     let mut server = ServerProcess::spawn(executable, data_dir, &data_dir.with_extension("log"), settings)?;
     server.wait_ready(READY_TIMEOUT).await?;
-    eprintln!("server {} ready; sending with {concurrency} requests in flight…", server.pid());
+    eprintln!("server {} ready; sending with {load}…", server.pid());
     let cpu_before = server.cpu_seconds()?;
-    let outcome = ingest::send(workload.clone(), &server.grpc_address.to_string(), concurrency).await?;
+    let outcome = ingest::send(workload.clone(), &server.grpc_address.to_string(), load).await?;
     let ingest_cpu_seconds = server.cpu_seconds()? - cpu_before;
     eprintln!("acknowledged {} spans in {:.2} s", outcome.spans_acknowledged, outcome.elapsed.as_secs_f64());
     Ok((server, outcome, ingest_cpu_seconds))
@@ -372,10 +371,9 @@ async fn measure_ingest(
     executable: &Path,
     data_dir: &Path,
     workload: &Arc<Workload>,
-    concurrency: usize,
+    load: Load,
 ) -> anyhow::Result<(ingest::IngestOutcome, ServerSummary)> {
-    let (server, outcome, ingest_cpu_seconds) =
-        start_and_load(executable, data_dir, workload, concurrency, &[]).await?;
+    let (server, outcome, ingest_cpu_seconds) = start_and_load(executable, data_dir, workload, load, &[]).await?;
     eprintln!("stopping the server…");
     let peak_rss_bytes = server.peak_rss_bytes()?;
     let stop_seconds = server.stop().await?.as_secs_f64();
@@ -395,13 +393,13 @@ async fn measure_replay(
     executable: &Path,
     data_dir: &Path,
     workload: &Arc<Workload>,
-    concurrency: usize,
+    load: Load,
 ) -> anyhow::Result<ReplaySummary> {
     // No flush during the run, so every span is still in the WAL at the kill; memory is
     // bounded by the size of the workload instead.
     let keep_in_head = keep_in_head(workload.num_spans);
     eprintln!("replay: loading a second server…");
-    let (server, outcome, _) = start_and_load(executable, data_dir, workload, concurrency, &keep_in_head).await?;
+    let (server, outcome, _) = start_and_load(executable, data_dir, workload, load, &keep_in_head).await?;
     if outcome.spans_acknowledged == 0 {
         bail!("replay: the server acknowledged no span");
     }

@@ -780,8 +780,7 @@ async fn load(
     let (workload, workload_summary) = generate(params);
     let workload = Arc::new(workload);
     let executable = std::env::current_exe().context("finding the sextant executable")?;
-    let concurrency = args.concurrency as usize;
-    let (mut server, outcome, _) = start_and_load(&executable, data_dir, &workload, concurrency, settings).await?;
+    let (mut server, outcome, _) = start_and_load(&executable, data_dir, &workload, args.load, settings).await?;
     drop(workload);
     if outcome.spans_acknowledged < workload_summary.spans {
         bail!(
@@ -875,7 +874,7 @@ pub async fn run(args: &QueryArgs) -> anyhow::Result<QueryReport> {
         benchmark: "query",
         sextant_version: env!("CARGO_PKG_VERSION"),
         parameters: QueryParameters {
-            run: Parameters::of(w, args.concurrency as usize, args.endpoint_query.as_deref(), server_settings),
+            run: Parameters::of(w, args.load, args.endpoint_query.as_deref(), server_settings),
             repetitions: args.repetitions,
             trace_ids: args.trace_ids,
             limit: args.limit,

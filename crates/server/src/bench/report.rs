@@ -40,6 +40,8 @@ pub struct Parameters {
     pub days: u64,
     pub batch_spans: usize,
     pub concurrency: usize,
+    /// HTTP/2 connections the requests in flight shared.
+    pub connections: usize,
     /// `spawned` (the benchmark ran the server) or the `--endpoint` address.
     pub target: String,
     /// `SEXTANT_*` settings given to the spawned server beyond the benchmark's own.
@@ -220,7 +222,10 @@ impl Report {
         ));
         rows.push((
             "target",
-            format!("{}, {} requests in flight, {} CPUs", p.target, p.concurrency, self.machine.cpus),
+            format!(
+                "{}, {} requests in flight on {} connection(s), {} CPUs",
+                p.target, p.concurrency, p.connections, self.machine.cpus
+            ),
         ));
         for (name, value) in &p.server_settings {
             rows.push(("server setting", format!("{name}={value}")));
@@ -736,6 +741,7 @@ mod tests {
                 days: 10,
                 batch_spans: 1000,
                 concurrency: 8,
+                connections: 1,
                 target: "spawned".to_string(),
                 server_settings: BTreeMap::new(),
             },
@@ -807,6 +813,7 @@ mod tests {
                     days: 10,
                     batch_spans: 1000,
                     concurrency: 8,
+                    connections: 1,
                     target: "spawned".to_string(),
                     server_settings: BTreeMap::new(),
                 },

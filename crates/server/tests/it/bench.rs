@@ -10,7 +10,8 @@ fn bench_ingest_reports_every_span_acknowledged_and_stored() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("ingest.json");
     let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["bench", "ingest", "--traces", "200", "--concurrency", "2", "--batch-spans", "300", "--json"])
+        .args(["bench", "ingest", "--traces", "200", "--concurrency", "2", "--connections", "2"])
+        .args(["--batch-spans", "300", "--json"])
         .arg(&json_path)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
@@ -38,6 +39,7 @@ fn bench_ingest_reports_every_span_acknowledged_and_stored() {
     assert_eq!(report["replay"], Value::Null);
     assert_eq!(report["parameters"]["traces"], 200);
     assert_eq!(report["parameters"]["seed"], 1);
+    assert_eq!(report["parameters"]["connections"], 2);
     assert_eq!(report["sextant_version"], env!("CARGO_PKG_VERSION"));
     assert!(dir.path().join("data/ingest/store/blocks").is_dir(), "a given --data-dir is kept");
 }
