@@ -380,6 +380,13 @@ impl Span {
                 .sum::<usize>()
     }
 
+    /// Whether an attribute of the span owns heap memory (a key or string too long to be
+    /// held inline, bytes, an array or a map). When none does, freeing the list needs no visit
+    /// of its elements.
+    pub fn attributes_own_heap(&self) -> bool {
+        self.attributes.iter().any(|kv| compact_heap_bytes(&kv.key) + kv.value.heap_bytes() > 0)
+    }
+
     /// The identity used to recognise the same span sent twice (client retries). The kind is
     /// part of it because the two halves of a Zipkin shared span (client and server) carry the
     /// same trace and span IDs and are different spans.
