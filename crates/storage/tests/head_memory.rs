@@ -102,12 +102,12 @@ fn freeing_the_head_frees_every_allocation() {
     let resource =
         Arc::new(Resource { attributes: vec![KeyValue::string("service.name", "cart")], ..Default::default() });
     let owning = |mut spans: Vec<Span>| {
-        // Every key and value held inline, but in one span of every tenth trace, where an
+        // Every key and value held inline, but in one span of every other trace, where an
         // attribute owns heap memory.
         for span in &mut spans {
             span.attributes[0].key = "status_code".into();
         }
-        for (i, span) in spans.iter_mut().enumerate().filter(|(i, _)| i % 100 == 3) {
+        for (i, span) in spans.iter_mut().enumerate().filter(|(i, _)| i % 20 == 3) {
             span.attributes[5].value = match i % 3 {
                 0 => AnyValue::String("a string value too long to be held inline, on the heap".into()),
                 1 => AnyValue::Bytes(vec![7; 200]),
@@ -135,6 +135,7 @@ fn freeing_the_head_frees_every_allocation() {
     drop(head.release_frozen());
     drop(head);
     let left = ALLOCATED.load(Ordering::Relaxed) as isize - before as isize;
-    // A leak here would be the owned values of 600 spans, at least 100 KB.
-    assert!(left.abs() < 4096, "{left} bytes still allocated after freeing the head");
+    // A leak here would be the owned values of 3,000 spans, at least 500 KB. The test
+    // harness allocates a few KB meanwhile (it reports the other test of this file).
+    assert!(left.abs() < 64 * 1024, "{left} bytes still allocated after freeing the head");
 }
