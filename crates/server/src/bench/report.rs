@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::ingest::IngestOutcome;
+use super::ingest::{IngestOutcome, Load};
 use super::workload::Shape;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -220,13 +220,8 @@ impl Report {
                 p.batch_spans
             ),
         ));
-        rows.push((
-            "target",
-            format!(
-                "{}, {} requests in flight on {} connection(s), {} CPUs",
-                p.target, p.concurrency, p.connections, self.machine.cpus
-            ),
-        ));
+        let load = Load { concurrency: p.concurrency as u64, connections: p.connections as u64 };
+        rows.push(("target", format!("{}, {load}, {} CPUs", p.target, self.machine.cpus)));
         for (name, value) in &p.server_settings {
             rows.push(("server setting", format!("{name}={value}")));
         }
