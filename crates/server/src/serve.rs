@@ -30,11 +30,6 @@ use crate::metrics::{IngestMetrics, QueryMetrics};
 /// several 1 MB export requests in flight is not held back waiting for window updates.
 const GRPC_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 const GRPC_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
-/// Largest HTTP/2 frame the OTLP/gRPC listener accepts (the protocol's default is 16 KiB).
-/// Clients that honour it (those built on the Rust `h2` crate) send an export request in a
-/// few DATA frames instead of one per 16 KiB: fewer frames to parse and fewer wake-ups of
-/// the request's task (docs/BENCHMARKS.md). Others keep sending 16 KiB frames.
-const GRPC_MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
 /// How often the head is checked for a flush (by size or age).
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -159,7 +154,6 @@ impl Server {
                 .tcp_nodelay(true)
                 .initial_stream_window_size(GRPC_STREAM_WINDOW_BYTES)
                 .initial_connection_window_size(GRPC_CONNECTION_WINDOW_BYTES)
-                .max_frame_size(GRPC_MAX_FRAME_BYTES)
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stop)
                 .await?;
