@@ -30,6 +30,9 @@ use crate::metrics::{IngestMetrics, QueryMetrics};
 /// several 1 MB export requests in flight is not held back waiting for window updates.
 const GRPC_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 const GRPC_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+// The frame size stays at HTTP/2's default (16 KiB). With 1 MiB frames, a client that honours
+// them sends a 292 KB request as one frame, which the server buffers whole; one connection's
+// requests then queued behind each other (docs/BENCHMARKS.md, "Frames of 16 KiB again").
 
 /// How often the head is checked for a flush (by size or age).
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
