@@ -81,8 +81,12 @@ fn compact_heap_bytes(s: &CompactString) -> usize {
 
 /// Heap bytes of a list of key-values: the list itself, each key and each value.
 fn key_values_heap_bytes(kvs: &Vec<KeyValue>) -> usize {
-    heap_bytes(kvs.capacity() * std::mem::size_of::<KeyValue>())
-        + kvs.iter().map(|kv| compact_heap_bytes(&kv.key) + kv.value.heap_bytes()).sum::<usize>()
+    heap_bytes(kvs.capacity() * std::mem::size_of::<KeyValue>()) + elements_heap_bytes(kvs)
+}
+
+/// Heap bytes the keys and values of a list own, without the list's own buffer.
+fn elements_heap_bytes(kvs: &[KeyValue]) -> usize {
+    kvs.iter().map(|kv| compact_heap_bytes(&kv.key) + kv.value.heap_bytes()).sum()
 }
 
 impl AnyValue {
@@ -133,6 +137,17 @@ impl fmt::Display for AnyValue {
             }
         }
     }
+}
+
+/// What a span occupies in memory ([`Span::memory`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanMemory {
+    /// [`Span::size_bytes`].
+    pub size_bytes: usize,
+    /// Whether an attribute owns heap memory (a key or string too long to be held inline,
+    /// bytes, an array or a map). When none does, freeing the list needs no visit of its
+    /// elements.
+    pub attributes_own_heap: bool,
 }
 
 /// A key and its value.
@@ -361,11 +376,19 @@ impl Span {
     /// (by capacity, in the allocator's 16-byte size steps), not counting the resource and
     /// scope it shares with other spans. Memory accounting in the head relies on it.
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Span>()
+        self.memory().size_bytes
+    }
+
+    /// [`Span::size_bytes`], and whether an attribute owns heap memory, in one pass over the
+    /// attributes.
+    pub fn memory(&self) -> SpanMemory {
+        let attribute_elements = elements_heap_bytes(&self.attributes);
+        let size_bytes = std::mem::size_of::<Span>()
             + compact_heap_bytes(&self.name)
             + heap_bytes(self.trace_state.capacity())
             + heap_bytes(self.status_message.capacity())
-            + key_values_heap_bytes(&self.attributes)
+            + heap_bytes(self.attributes.capacity() * std::mem::size_of::<KeyValue>())
+            + attribute_elements
             + heap_bytes(self.events.capacity() * std::mem::size_of::<Event>())
             + self
                 .events
@@ -377,14 +400,8 @@ impl Span {
                 .links
                 .iter()
                 .map(|l| heap_bytes(l.trace_state.capacity()) + key_values_heap_bytes(&l.attributes))
-                .sum::<usize>()
-    }
-
-    /// Whether an attribute of the span owns heap memory (a key or string too long to be
-    /// held inline, bytes, an array or a map). When none does, freeing the list needs no visit
-    /// of its elements.
-    pub fn attributes_own_heap(&self) -> bool {
-        self.attributes.iter().any(|kv| compact_heap_bytes(&kv.key) + kv.value.heap_bytes() > 0)
+                .sum::<usize>();
+        SpanMemory { size_bytes, attributes_own_heap: attribute_elements > 0 }
     }
 
     /// The identity used to recognise the same span sent twice (client retries). The kind is

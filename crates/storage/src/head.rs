@@ -25,7 +25,7 @@ pub struct HeadPart {
     size_bytes: usize,
     /// When the first span entered this part; drives age-based flushes.
     first_insert_opt: Option<Instant>,
-    /// Traces with a span whose attributes own heap memory ([`Span::attributes_own_heap`]);
+    /// Traces with a span whose attributes own heap memory ([`sextant_model::SpanMemory`]);
     /// the others' attribute lists are freed without a visit of their elements.
     owning_attributes: HashSet<TraceId>,
 }
@@ -67,11 +67,12 @@ impl HeadPart {
             trace.reserve_exact(run);
             for span in spans.by_ref().take(run) {
                 self.num_spans += 1;
-                if span.attributes_own_heap() {
+                let memory = span.memory();
+                if memory.attributes_own_heap {
                     self.owning_attributes.insert(trace_id);
                 }
                 // The span's struct lives in the trace's list, counted by capacity below.
-                self.size_bytes += span.size_bytes() - std::mem::size_of::<Span>();
+                self.size_bytes += memory.size_bytes - std::mem::size_of::<Span>();
                 trace.push(span);
             }
             self.size_bytes += (trace.capacity() - capacity) * std::mem::size_of::<Span>();

@@ -225,6 +225,7 @@ impl Parameters {
         endpoint: Option<&str>,
         server_settings: BTreeMap<String, String>,
     ) -> Parameters {
+        let (concurrency, connections) = load.shape();
         Parameters {
             shape: w.shape,
             seed: w.seed,
@@ -232,8 +233,8 @@ impl Parameters {
             spans_per_trace: SPANS_PER_TRACE,
             days: w.days,
             batch_spans: w.batch_spans as usize,
-            concurrency: load.shape().0,
-            connections: load.shape().1,
+            concurrency,
+            connections,
             target: endpoint.unwrap_or("spawned").to_string(),
             server_settings,
         }
