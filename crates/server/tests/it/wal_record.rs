@@ -91,6 +91,20 @@ fn wal_bytes(data_dir: &Path) -> Vec<u8> {
     bytes
 }
 
+/// A data directory holding a copy of `data_dir`'s WAL segments, for a second server to replay
+/// (the first keeps its directory locked).
+fn wal_copy(data_dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir(copy.path().join("wal")).unwrap();
+    for entry in std::fs::read_dir(data_dir.join("wal")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            std::fs::copy(&path, copy.path().join("wal").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    copy
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
@@ -153,19 +167,48 @@ async fn unchanged_protobuf_bodies_are_the_wal_records_and_replay_exactly() {
     let schema_urls = wal.windows(schema_url.len()).filter(|window| window == schema_url).count();
     assert_eq!(schema_urls, 3 * 2, "only the three unchanged bodies keep their schema URLs");
 
-    // A second server replays a copy of the WAL (this one keeps its directory locked).
-    let copy = tempfile::tempdir().unwrap();
-    std::fs::create_dir(copy.path().join("wal")).unwrap();
-    for entry in std::fs::read_dir(dir.path().join("wal")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "wal") {
-            std::fs::copy(&path, copy.path().join("wal").join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let copy = wal_copy(dir.path());
     let replayed = start_server(copy.path()).await;
     for (id, num_spans) in [(1, 2), (2, 1), (3, 2), (4, 1), (5, 1)] {
         let acknowledged = trace(&server, id).await;
         assert_eq!(acknowledged.len(), num_spans, "trace {id}");
+        assert_eq!(trace(&replayed, id).await, acknowledged, "trace {id} replays as it was acknowledged");
+    }
+    replayed.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+/// Bodies over the size decoded in place (512 KiB) are decoded on the blocking pool: a large
+/// request over gRPC and over HTTP is stored whole, written to the WAL as received, and
+/// replayed exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_decoded_off_the_runtime_are_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let large = |trace: u8| {
+        let spans = (1..=3_000u64).map(|i| pt::Span {
+            span_id: i.to_be_bytes().to_vec(),
+            attributes: vec![string_kv("payload", &format!("{i:0>200}"))],
+            ..proto_span(trace, 0)
+        });
+        request(spans.collect())
+    };
+    let (over_grpc, over_http) = (large(6), large(7));
+    assert!(over_grpc.encoded_len() > 512 * 1024 && over_http.encoded_len() > 512 * 1024);
+
+    let response = grpc_client(server.otlp_grpc_address).await.export(over_grpc.clone()).await.unwrap();
+    assert_eq!(response.into_inner().partial_success, None);
+    let http = format!("http://{}/v1/traces", server.otlp_http_address);
+    assert_eq!(post_protobuf(&http, over_http.encode_to_vec(), false).await.partial_success, None);
+
+    let wal = wal_bytes(dir.path());
+    assert!(contains(&wal, &over_grpc.encode_to_vec()), "the gRPC message is the record");
+    assert!(contains(&wal, &over_http.encode_to_vec()), "the HTTP body is the record");
+    let copy = wal_copy(dir.path());
+    let replayed = start_server(copy.path()).await;
+    for id in [6, 7] {
+        let acknowledged = trace(&server, id).await;
+        assert_eq!(acknowledged.len(), 3_000, "trace {id}");
         assert_eq!(trace(&replayed, id).await, acknowledged, "trace {id} replays as it was acknowledged");
     }
     replayed.shutdown().await.unwrap();
