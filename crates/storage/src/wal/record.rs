@@ -87,13 +87,21 @@ pub(crate) fn record_crc(seq: u64, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, payload)
 }
 
-/// Appends one encoded record to `buf`. The caller has checked that `payload` fits in a `u32`.
-pub(crate) fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+/// The header of the record of `payload` with sequence number `seq`; the payload follows it.
+/// The caller has checked that `payload` fits in a `u32`.
+pub(crate) fn record_header(seq: u64, payload: &[u8]) -> [u8; RECORD_HEADER_LEN] {
     let len = u32::try_from(payload.len()).expect("payload length checked against max_record_bytes");
-    buf.reserve(RECORD_HEADER_LEN + payload.len());
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&record_crc(seq, payload).to_le_bytes());
-    buf.extend_from_slice(&seq.to_le_bytes());
+    let mut header = [0; RECORD_HEADER_LEN];
+    header[0..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&record_crc(seq, payload).to_le_bytes());
+    header[8..16].copy_from_slice(&seq.to_le_bytes());
+    header
+}
+
+/// Appends one encoded record to `buf`. The caller has checked that `payload` fits in a `u32`.
+#[cfg(test)]
+pub(crate) fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    buf.extend_from_slice(&record_header(seq, payload));
     buf.extend_from_slice(payload);
 }
 
