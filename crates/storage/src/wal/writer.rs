@@ -3,9 +3,9 @@
 //! Each round takes every request waiting in the channel (up to [`MAX_BATCH_BYTES`] of
 //! payload), writes each append's record header and payload as received with one vectored
 //! `write` call (more for over 512 records), syncs the file once, and only then answers the
-//! appends. Requests are handled in arrival order; a
-//! segment switch in the middle of a round (segment full, or a rotation) commits what came
-//! before it first. A plain thread, not a task, because `write` and `fdatasync` block.
+//! appends. Requests are handled in arrival order; a segment switch in the middle of a round
+//! (segment full, or a rotation) commits what came before it first. A plain thread, not a
+//! task, because `write` and `fdatasync` block.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
