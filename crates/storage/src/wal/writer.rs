@@ -61,10 +61,9 @@ pub(crate) struct Writer {
     durable_records: u64,
     /// Sequence number of the next record.
     next_seq: u64,
-    /// Records of this round, not yet written: each header, then its payload as received, so
+    /// Records of this round, not yet written: each header, and its payload as received, so
     /// that a request's bytes go from its buffer to the file without another copy.
-    headers: Vec<[u8; RECORD_HEADER_LEN]>,
-    payloads: Vec<Bytes>,
+    records: Vec<([u8; RECORD_HEADER_LEN], Bytes)>,
     /// Bytes of this round's records, headers included.
     round_len: u64,
     /// The appends of this round's records, in order.
@@ -86,8 +85,7 @@ impl Writer {
             durable_len: SEGMENT_HEADER_LEN as u64,
             durable_records: 0,
             next_seq: active.first_seq,
-            headers: Vec::new(),
-            payloads: Vec::new(),
+            records: Vec::new(),
             round_len: 0,
             waiting: Vec::new(),
             failure: None,
@@ -142,8 +140,7 @@ impl Writer {
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.headers.push(record_header(seq, &payload));
-                self.payloads.push(payload);
+                self.records.push((record_header(seq, &payload), payload));
                 self.round_len += record_len;
                 self.waiting.push(Waiter { seq, reply });
             }
@@ -182,13 +179,12 @@ impl Writer {
                 }
             }
         }
-        self.headers.clear();
-        self.payloads.clear();
+        self.records.clear();
         self.round_len = 0;
     }
 
     fn write_and_sync(&mut self) -> Result<(), WalError> {
-        let records = self.headers.iter().zip(&self.payloads);
+        let records = self.records.iter();
         let mut slices: Vec<IoSlice<'_>> =
             records.flat_map(|(header, payload)| [IoSlice::new(header), IoSlice::new(payload)]).collect();
         if let Err(source) = write_all_vectored(&mut self.file, &mut slices) {
