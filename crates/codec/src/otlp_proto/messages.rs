@@ -432,6 +432,15 @@ fn key_value(
     depth: u32,
     cx: &mut Context<'_>,
 ) -> Result<Option<bool>, WireError> {
+    // Most attributes are a key and a string value and nothing else: read those at once. The
+    // general reader below would need the same depth budget for the value inside.
+    if wire_type == WireType::LengthDelimited
+        && depth >= 2
+        && let Some((key, value)) = r.string_pair()
+    {
+        cx.kvs.push(KeyValue { key: CompactString::from(key), value: AnyValue::String(CompactString::from(value)) });
+        return Ok(Some(false));
+    }
     let mut key = CompactString::default();
     let mut value = PendingValue::Empty;
     r.message(wire_type, depth, &KEY_VALUE, |r, tag, wire_type, depth| match tag {

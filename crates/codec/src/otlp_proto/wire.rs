@@ -119,6 +119,19 @@ impl Fields {
     }
 }
 
+/// `bytes` as text if they are UTF-8. Keys and values are nearly always short ASCII, which
+/// `is_ascii` checks a word at a time: several times fewer instructions than the general
+/// check, which goes byte by byte over a string this short.
+#[inline]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 #[inline]
 fn expect(actual: WireType, expected: WireType) -> Result<(), WireError> {
     if actual == expected { Ok(()) } else { Err(WireError::new(ErrorKind::UnexpectedWireType { actual, expected })) }
@@ -237,7 +250,37 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn str_field(&mut self, wire_type: WireType) -> Result<&'a str, WireError> {
         let bytes = self.bytes_field(wire_type)?;
-        std::str::from_utf8(bytes).map_err(|_| WireError::new(ErrorKind::InvalidString))
+        utf8(bytes).ok_or_else(|| WireError::new(ErrorKind::InvalidString))
+    }
+
+    /// A length-delimited message of exactly two fields, `1: string` then `2: message` whose
+    /// only field is `1: string` (a `KeyValue` holding a string value, as every SDK writes
+    /// one), read in one go: the two strings, the cursor past the message. `None`, the cursor
+    /// not moved, for anything else (another shape, a length past the body, a string that is
+    /// not UTF-8): the caller then reads the message field by field, which reports errors.
+    #[inline]
+    pub fn string_pair(&mut self) -> Option<(&'a str, &'a str)> {
+        let mut outer = Reader { buf: self.buf };
+        let len = outer.varint().ok()?;
+        let message = outer.take(len).ok()?;
+        let mut fields = Reader { buf: message };
+        // Keys of length-delimited fields 1 and 2.
+        const FIELD_1: u64 = 1 << 3 | 2;
+        const FIELD_2: u64 = 2 << 3 | 2;
+        if fields.varint().ok()? != FIELD_1 {
+            return None;
+        }
+        let first_len = fields.varint().ok()?;
+        let first = fields.take(first_len).ok()?;
+        if fields.varint().ok()? != FIELD_2 || fields.varint().ok()? != fields.buf.len() as u64 {
+            return None;
+        }
+        if fields.varint().ok()? != FIELD_1 || fields.varint().ok()? != fields.buf.len() as u64 {
+            return None;
+        }
+        let pair = (utf8(first)?, utf8(fields.buf)?);
+        self.buf = outer.buf;
+        Some(pair)
     }
 
     /// Reads the fields of the root message until the body ends, with the full recursion
@@ -352,6 +395,38 @@ mod tests {
             error_text(wrong),
             "failed to decode Protobuf message: invalid wire type: StartGroup (expected Varint)"
         );
+    }
+
+    #[test]
+    fn string_pairs_are_read_at_once_and_other_shapes_left_alone() {
+        // KeyValue { key: "k", value: AnyValue { string_value: "vé" } }, then a stray byte.
+        let pair = [0x0a, 0x01, b'k', 0x12, 0x05, 0x0a, 0x03, b'v', 0xc3, 0xa9];
+        let mut body = vec![pair.len() as u8];
+        body.extend(pair);
+        body.push(0x2a);
+        let mut reader = Reader::new(&body);
+        assert_eq!(reader.string_pair(), Some(("k", "vé")));
+        assert_eq!(reader.buf, [0x2a]);
+
+        let others: [&[u8]; 6] = [
+            // The value is an int.
+            &[0x07, 0x0a, 0x01, b'k', 0x12, 0x02, 0x18, 0x05],
+            // The value is first.
+            &[0x08, 0x12, 0x03, 0x0a, 0x01, b'v', 0x0a, 0x01, b'k'],
+            // A third field after the value.
+            &[0x0a, 0x0a, 0x01, b'k', 0x12, 0x03, 0x0a, 0x01, b'v', 0x18, 0x01],
+            // The value holds a second field.
+            &[0x0a, 0x0a, 0x01, b'k', 0x12, 0x05, 0x0a, 0x01, b'v', 0x10, 0x01],
+            // The key is not UTF-8.
+            &[0x08, 0x0a, 0x01, 0xff, 0x12, 0x03, 0x0a, 0x01, b'v'],
+            // The message runs past the body.
+            &[0x09, 0x0a, 0x01, b'k', 0x12, 0x03, 0x0a, 0x01, b'v'],
+        ];
+        for other in others {
+            let mut reader = Reader::new(other);
+            assert_eq!(reader.string_pair(), None, "{other:?}");
+            assert_eq!(reader.buf, other, "the cursor stays");
+        }
     }
 
     #[test]
