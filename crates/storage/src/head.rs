@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sextant_model::{Span, TraceId};
+use sextant_model::{Span, SpanMemory, TraceId};
 
 /// Spans of one part of the head.
 #[derive(Debug, Default)]
@@ -54,12 +54,26 @@ impl HeadPart {
     /// Adds spans. Runs of spans of the same trace (a request usually carries each trace's
     /// spans together) are added at once, so a trace's list is sized for them.
     pub fn insert(&mut self, spans: Vec<Span>) {
+        self.insert_with(spans, |span, _| span.memory());
+    }
+
+    /// [`Self::insert`] with each span's [`Span::memory`] already known, `memory[i]` for
+    /// `spans[i]`: a thread that just built the spans measures them while they are in its
+    /// cache.
+    pub fn insert_measured(&mut self, spans: Vec<Span>, memory: &[SpanMemory]) {
+        assert_eq!(spans.len(), memory.len(), "one measure per span");
+        self.insert_with(spans, |_, i| memory[i]);
+    }
+
+    /// Inserts `spans`, `memory_of(span, i)` giving the memory of `spans[i]`.
+    fn insert_with(&mut self, spans: Vec<Span>, mut memory_of: impl FnMut(&Span, usize) -> SpanMemory) {
         if spans.is_empty() {
             return;
         }
         self.first_insert_opt.get_or_insert_with(Instant::now);
         let map_capacity = self.traces.capacity();
         let mut spans = spans.into_iter();
+        let mut index = 0;
         while let Some(trace_id) = spans.as_slice().first().map(|span| span.trace_id) {
             let run = spans.as_slice().iter().take_while(|span| span.trace_id == trace_id).count();
             let trace = self.traces.entry(trace_id).or_default();
@@ -67,7 +81,8 @@ impl HeadPart {
             trace.reserve_exact(run);
             for span in spans.by_ref().take(run) {
                 self.num_spans += 1;
-                let memory = span.memory();
+                let memory = memory_of(&span, index);
+                index += 1;
                 if memory.attributes_own_heap {
                     self.owning_attributes.insert(trace_id);
                 }
@@ -156,6 +171,10 @@ pub struct Head {
 impl Head {
     pub fn insert(&mut self, spans: Vec<Span>) {
         self.active.insert(spans);
+    }
+
+    pub fn insert_measured(&mut self, spans: Vec<Span>, memory: &[SpanMemory]) {
+        self.active.insert_measured(spans, memory);
     }
 
     pub fn active(&self) -> &HeadPart {

@@ -33,6 +33,7 @@ mod attribute_lookup;
 mod catalog;
 mod maintenance;
 mod query;
+mod replay;
 mod tags;
 pub use attribute_lookup::AttributeTraces;
 pub use tags::{TagQuery, TagScope, TagValues};
@@ -50,7 +51,7 @@ use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sextant_model::{Span, SpanKind, TraceId};
+use sextant_model::{Span, SpanKind, SpanMemory, TraceId};
 use tracing::{info, warn};
 
 use crate::block::{BlockError, BlockMeta, BlockStore, BlockStoreOptions, Manifest, compaction};
@@ -231,7 +232,7 @@ impl Engine {
     /// does not cover into the head.
     pub async fn open(options: EngineOptions, metrics: EngineMetrics) -> Result<Arc<Engine>, EngineError> {
         let started = Instant::now();
-        let (wal, replay) = Wal::open(&options.data_dir.join("wal"), options.wal.clone(), metrics.wal.clone())?;
+        let (wal, wal_records) = Wal::open(&options.data_dir.join("wal"), options.wal.clone(), metrics.wal.clone())?;
         let block_options =
             BlockStoreOptions { indexed_attribute_keys: options.indexed_attribute_keys.clone(), ..Default::default() };
         let blocks = BlockStore::local_with_options(&options.data_dir.join("store"), block_options)?;
@@ -241,49 +242,30 @@ impl Engine {
         let mut head = Head::default();
         let mut catalog = Catalog::default();
         let mut replayed = 0u64;
-        // Records are decoded in parallel, a bounded batch at a time, and applied in order;
-        // the next batch decodes while the previous one goes into the head.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut replay = replay.peekable();
+        // Records are decoded on every core while the head takes them in log order.
+        let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
         let checkpoint = manifest.wal_checkpoint_seq;
-        std::thread::scope(|scope| -> Result<(), EngineError> {
-            let mut decoding = None;
-            loop {
-                let mut batch: Vec<(u64, Bytes)> = Vec::with_capacity(REPLAY_BATCH_RECORDS);
-                while batch.len() < REPLAY_BATCH_RECORDS {
-                    let Some(record) = replay.next() else { break };
-                    let (seq, payload) = record?;
-                    if seq >= checkpoint {
-                        batch.push((seq, payload));
-                    }
+        let records = wal_records.filter(|record| !matches!(record, Ok((seq, _)) if *seq < checkpoint));
+        replay::decode_in_order(
+            records,
+            decoders,
+            |(_, payload)| {
+                let spans = sextant_codec::decode_spans(payload)?;
+                let memory: Vec<SpanMemory> = spans.iter().map(Span::memory).collect();
+                Ok((spans, memory))
+            },
+            |(seq, payload), decoded: Result<_, sextant_codec::DecodeError>| match decoded {
+                Ok((spans, memory)) => {
+                    replayed += spans.len() as u64;
+                    catalog.add_spans(&spans);
+                    head.insert_measured(spans, &memory);
                 }
-                let next = (!batch.is_empty()).then(|| {
-                    scope.spawn(move || {
-                        let decoded = decode_in_parallel(&batch, threads);
-                        (batch, decoded)
-                    })
-                });
-                if let Some(previous) = std::mem::replace(&mut decoding, next) {
-                    let (batch, decoded) = previous.join().expect("decoding does not panic");
-                    for ((seq, payload), decoded) in batch.iter().zip(decoded) {
-                        match decoded {
-                            Ok(spans) => {
-                                replayed += spans.len() as u64;
-                                catalog.add_spans(&spans);
-                                head.insert(spans);
-                            }
-                            Err(error) => {
-                                metrics.undecodable_records.inc();
-                                set_aside(&options.data_dir, *seq, payload, &error.to_string());
-                            }
-                        }
-                    }
+                Err(error) => {
+                    metrics.undecodable_records.inc();
+                    set_aside(&options.data_dir, seq, &payload, &error.to_string());
                 }
-                if decoding.is_none() {
-                    return Ok(());
-                }
-            }
-        })?;
+            },
+        )?;
         metrics.replayed_spans.inc_by(replayed);
         if replayed > 0 {
             info!(num_spans = replayed, elapsed_ms = started.elapsed().as_millis() as u64, "replayed write-ahead log");
@@ -518,26 +500,6 @@ pub(super) async fn warm(store: &BlockStore, blocks: &[BlockMeta], cold: &Gauge)
         }
         cold.dec();
     }
-}
-
-/// WAL records decoded together at open: enough to keep every core busy, few enough that
-/// the decoded batch stays small next to the head.
-const REPLAY_BATCH_RECORDS: usize = 64;
-
-/// Decodes WAL payloads on `threads` threads; the results are in the payloads' order.
-fn decode_in_parallel(records: &[(u64, Bytes)], threads: usize) -> Vec<Result<Vec<Span>, sextant_codec::DecodeError>> {
-    let chunk = records.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter().map(|(_, payload)| sextant_codec::decode_spans(payload)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|worker| worker.join().expect("decoding does not panic")).collect()
-    })
 }
 
 /// Keeps a WAL record that passed its checksum but could not be decoded (a format bug) in

@@ -125,12 +125,12 @@ async fn block_footers_are_loaded_before_queries_need_them() {
     panic!("the footer was not loaded after the restart");
 }
 
-/// Replay decodes records in parallel batches; the head must still receive them in log order.
+/// Replay decodes records in parallel; the head must still receive them in log order.
 #[tokio::test]
 async fn replay_applies_records_in_log_order() {
     let dir = tempfile::tempdir().unwrap();
     let trace = TraceId([3; 16]);
-    let records = 3 * REPLAY_BATCH_RECORDS + 5;
+    let records = 3 * replay::MAX_IN_FLIGHT + 5;
     let appended: Vec<Span> = (0..records)
         .map(|i| {
             let mut span = spans(3, 1).remove(0);
