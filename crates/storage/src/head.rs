@@ -295,6 +295,23 @@ mod tests {
         assert_eq!(sizes(8), vec![8]);
     }
 
+    /// Replay measures spans on its decoding threads; the head must count them as if it had
+    /// measured them itself, including which traces own heap memory in their attributes.
+    #[test]
+    fn measured_insert_counts_as_insert() {
+        let mut spans = vec![span(1, 1), span(2, 1), span(2, 2)];
+        spans[0].attributes.push(sextant_model::KeyValue::string("url", "x".repeat(100)));
+        spans[1].attributes.push(sextant_model::KeyValue::string("k", "v"));
+        let memory: Vec<SpanMemory> = spans.iter().map(Span::memory).collect();
+        let (mut measured, mut plain) = (HeadPart::default(), HeadPart::default());
+        measured.insert_measured(spans.clone(), &memory);
+        plain.insert(spans);
+        assert_eq!(measured.size_bytes(), plain.size_bytes());
+        assert_eq!(measured.owning_attributes, plain.owning_attributes);
+        assert_eq!(measured.owning_attributes, HashSet::from([TraceId([1; 16])]));
+        assert_eq!(measured.num_spans(), 3);
+    }
+
     #[test]
     fn frozen_part_stays_visible_until_released() {
         let mut head = Head::default();
