@@ -51,7 +51,7 @@
 //! - A segment is sealed when the next record would make it larger than
 //!   [`WalOptions::segment_size_bytes`] (default 64 MiB). A record larger than that gets a
 //!   segment of its own.
-//! - Replay holds one whole segment in memory at a time.
+//! - Replay reads a segment in windows of 8 MiB (more for a larger record) as it goes.
 //!
 //! # Writing: group commit
 //!
