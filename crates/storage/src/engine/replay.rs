@@ -10,10 +10,13 @@
 //! The reader takes a credit before it reads a record and the caller gives one back after it
 //! applied one, so at most [`MAX_IN_FLIGHT`] records are held (read, decoded or waiting for an
 //! earlier one) at any time. Decoders take the next record as soon as they are free, so a
-//! slow record holds up only the records applied after it, not the cores.
+//! slow record holds up only the records applied after it, not the cores. A decoder that
+//! panics hands the panic to the caller, which resumes it once the other threads have stopped
+//! (instead of waiting forever for the record that decoder took).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, mpsc};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// Records read but not yet applied, at most: enough to keep every decoder busy while the
 /// caller applies, few enough that they stay small next to the head.
@@ -34,13 +37,16 @@ where
     E: Send,
 {
     let (work_sender, work_receiver) = mpsc::sync_channel::<(usize, R)>(MAX_IN_FLIGHT);
-    let (done_sender, done_receiver) = mpsc::channel::<(usize, R, D)>();
+    let (done_sender, done_receiver) = mpsc::channel::<(usize, R, std::thread::Result<D>)>();
     let (credit_sender, credit_receiver) = mpsc::sync_channel::<()>(MAX_IN_FLIGHT);
     for _ in 0..MAX_IN_FLIGHT {
         credit_sender.send(()).expect("the receiver is here");
     }
-    let work_receiver = Mutex::new(work_receiver);
+    let work_receiver = Arc::new(Mutex::new(work_receiver));
     std::thread::scope(|scope| {
+        // Owned by this closure, so that a panic here (in `apply`, or a decoder's passed on)
+        // drops it: the reader then stops at its next credit.
+        let credit_sender = credit_sender;
         let reader = scope.spawn(move || -> Result<(), E> {
             let mut records = records.enumerate();
             // No credit: the caller stopped (it panicked); so does the reader.
@@ -53,27 +59,31 @@ where
             Ok(())
         });
         for _ in 0..decoders.max(1) {
-            let (work_receiver, decode, done_sender) = (&work_receiver, &decode, done_sender.clone());
+            let (work_receiver, decode, done_sender) = (Arc::clone(&work_receiver), &decode, done_sender.clone());
             scope.spawn(move || {
                 loop {
                     // The lock is held while waiting, so a record goes to one decoder.
                     let next = work_receiver.lock().expect("no decoder panics holding it").recv();
                     let Ok((index, record)) = next else { return };
-                    let decoded = decode(&record);
+                    let decoded = catch_unwind(AssertUnwindSafe(|| decode(&record)));
                     if done_sender.send((index, record, decoded)).is_err() {
                         return;
                     }
                 }
             });
         }
-        // The decoders hold the only senders now: the loop ends once they have all stopped,
-        // which they do after the reader has stopped and every record is decoded.
+        // The decoders hold the only receiver of work, so the reader stops if they all do, and
+        // the only senders of results: the loop ends once they have all stopped, which they do
+        // after the reader has stopped and every record is decoded.
+        drop(work_receiver);
         drop(done_sender);
         let mut early = BTreeMap::new();
         let mut next_index = 0;
         for (index, record, decoded) in done_receiver {
             early.insert(index, (record, decoded));
             while let Some((record, decoded)) = early.remove(&next_index) {
+                // Unwinding drops the credits and the results' receiver, which stops the others.
+                let decoded = decoded.unwrap_or_else(|panic| resume_unwind(panic));
                 apply(record, decoded);
                 next_index += 1;
                 // Fails only once the reader has stopped, when credits no longer matter.
@@ -144,6 +154,23 @@ mod tests {
         assert_eq!(result, Err("record 100 is torn".to_string()));
         assert_eq!(applied, (0..100).collect::<Vec<_>>());
         assert_eq!(read_after_error.load(Ordering::SeqCst), 0);
+    }
+
+    /// A decoder that panics does not leave the replay waiting for its record: the panic
+    /// reaches the caller.
+    #[test]
+    #[should_panic(expected = "record 70 is malformed")]
+    fn a_decoder_panic_reaches_the_caller() {
+        let records = (0..5 * MAX_IN_FLIGHT).map(Ok::<usize, ()>);
+        let _ = decode_in_order(
+            records,
+            2,
+            |&i| {
+                assert_ne!(i, 70, "record {i} is malformed");
+                i
+            },
+            |_, _| {},
+        );
     }
 
     /// With no records, nothing is applied and the threads stop.
